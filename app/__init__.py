@@ -1,0 +1,1 @@
+"""The roof: the FastAPI application and the `cbrain` CLI. Nothing imports `app`."""

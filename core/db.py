@@ -1,0 +1,54 @@
+"""asyncpg pool with the pgvector and JSON codecs, and brand-bound helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+from pgvector.asyncpg import register_vector
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    # The vector extension is created by the first migration; before it, no codec.
+    with contextlib.suppress(ValueError):
+        await register_vector(conn)
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        max_inactive_connection_lifetime=300,
+    )
+    assert pool is not None
+    return pool
+
+
+LOCK_XACT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+async def advisory_xact_locks(conn: asyncpg.Connection, keys: Iterable[str]) -> None:
+    """Take transaction-scoped advisory locks in sorted order, so two workers never deadlock.
+
+    Keys are hashed by Postgres; this serialises work even before the row it protects exists.
+    """
+    for key in sorted(set(keys)):
+        await conn.execute(LOCK_XACT, key)
