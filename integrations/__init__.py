@@ -1,0 +1,1 @@
+"""Adapters for outside systems: webhook verification and payload -> canonical event mapping."""
