@@ -18,7 +18,9 @@ app = typer.Typer(
 brand_app = typer.Typer(help="Brands (tenants) and their webhook secrets.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of a brand.", no_args_is_help=True)
 app.add_typer(brand_app, name="brand")
+deadletter_app = typer.Typer(help="Events that failed processing.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+app.add_typer(deadletter_app, name="deadletter")
 
 T = TypeVar("T")
 
@@ -192,6 +194,174 @@ def key_revoke(slug: str, key: str = typer.Argument(..., help="Key id or prefix.
         typer.echo("revoked")
 
     _run(go)
+
+
+@app.command("import")
+def import_(
+    file: str = typer.Argument(..., help="CSV or JSONL file ('-' for standard input)."),
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    source: str = typer.Option("csv", help="pos, csv, api, web, shopify, ... (canonical source)."),
+    type: str = typer.Option(
+        None, "--type", help="Event type for every row (else a column or inferred)."
+    ),
+    map: list[str] = typer.Option(
+        [], "--map", help="COLUMN=FIELD, e.g. Email=identifiers.email; repeat."
+    ),
+    format: str = typer.Option("csv", "--format", help="csv or jsonl (canonical events)."),
+    date_format: str = typer.Option(
+        None, help="strptime format of the date column when not ISO 8601."
+    ),
+    currency: str = typer.Option(None, help="Currency for rows that have none (ISO 4217)."),
+    process: bool = typer.Option(True, help="Resolve inline (no running server needed)."),
+) -> None:
+    """Import a file: row errors reported with line numbers, good rows imported, re-imports
+    import nothing twice."""
+    import os
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from core import brands
+    from ingestion import csv_import
+
+    spec = csv_import.ImportSpec.build(
+        source=source,
+        event_type=type,
+        fmt=format,
+        mappings=map,
+        date_format=date_format,
+        currency=currency,
+    )
+
+    async def go(rt: Any) -> Any:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+        if file == "-":
+            return await csv_import.import_lines(rt, b.id, b.slug, sys.stdin, spec, process=process)
+        size = os.path.getsize(file)
+        with (
+            open(file, encoding="utf-8-sig", newline="") as fh,
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+                disable=not sys.stderr.isatty(),
+            ) as bar,
+        ):
+            task = bar.add_task("importing", total=size)
+            last = [0]
+
+            def tick(_: int) -> None:
+                pos = fh.buffer.tell() if hasattr(fh, "buffer") else 0
+                bar.update(task, completed=pos)
+                last[0] = pos
+
+            return await csv_import.import_lines(
+                rt, b.id, b.slug, fh, spec, process=process, progress=tick
+            )
+
+    try:
+        report = _run(go)
+    except FileNotFoundError:
+        typer.echo(f"error: no such file: {file}", err=True)
+        raise typer.Exit(1) from None
+    r = report
+    typer.echo(
+        f"rows {r.rows}  events {r.events}  accepted {r.accepted}  duplicates {r.duplicates}"
+        f"  rejected {r.rejected}  processed {r.processed}"
+    )
+    for e in r.errors[:50]:
+        typer.echo(f"line {e.line}: {e.message}", err=True)
+    if len(r.errors) > 50 or r.rejected > len(r.errors[:50]):
+        typer.echo(f"... {r.rejected} rejected rows in all", err=True)
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream worker (consumes events.raw of every brand) until interrupted."""
+    from ingestion.worker import run_worker
+
+    _run(run_worker)
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    brand: str = typer.Option(..., "--brand"), limit: int = typer.Option(100)
+) -> None:
+    """Events that failed processing, with the reason."""
+    from core import brands
+    from ingestion import inbox
+
+    async def go(rt: Any) -> None:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+            rows = await inbox.dead_letters(conn, b.id, limit)
+        for r in rows:
+            typer.echo(
+                f"{r['id']}\t{r['source']}\t{r['event_id']}\t{r['type']}\t"
+                f"{r['attempts']}\t{r['error']}"
+            )
+        typer.echo(f"{len(rows)} dead letter(s)")
+
+    _run(go)
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    brand: str = typer.Option(..., "--brand"),
+    ids: list[int] = typer.Argument(None, help="Raw event ids (default: all dead letters)."),
+) -> None:
+    """Put dead letters back in the inbox and process them now."""
+    from core import brands
+    from ingestion import inbox
+    from ingestion.worker import drain
+
+    async def go(rt: Any) -> tuple[int, int]:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+            revived = await inbox.revive(conn, b.id, ids or None)
+        done = await drain(rt, b.id)
+        async with rt.pool.acquire() as conn:
+            still = len(await inbox.dead_letters(conn, b.id, 100000))
+        del done
+        return len(revived), still
+
+    revived, still = _run(go)
+    typer.echo(f"replayed {revived}; {still} still dead")
+
+
+@app.command()
+def unmerge(
+    merge_id: str = typer.Argument(..., help="Merge id (from identity_merge_log)."),
+    brand: str = typer.Option(..., "--brand"),
+) -> None:
+    """Roll back a merge exactly; events that arrived after it are re-resolved."""
+    from uuid import UUID
+
+    from core import brands
+    from identity.merge import unmerge as do_unmerge
+    from identity.service import invalidate
+
+    async def go(rt: Any) -> dict:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            b = await brands.get_brand(conn, brand)
+            out = await do_unmerge(
+                conn,
+                rt.keyring.for_brand(str(b.id)),
+                b.id,
+                UUID(merge_id),
+                actor="cli",
+                region=b.region,
+            )
+        await invalidate(rt, b.id, [UUID(out["survivor"]), *map(UUID, out["restored"])])
+        return out
+
+    out = _run(go)
+    typer.echo(
+        f"restored {', '.join(out['restored'])} from {out['survivor']}; "
+        f"{out['reresolved_events']} later event(s) re-resolved"
+    )
 
 
 def main() -> None:

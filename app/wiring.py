@@ -1,9 +1,15 @@
-"""Which long-running tasks the app runs beside the API (filled in as packages land)."""
+"""Which long-running tasks the app runs beside the API."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def background_tasks(*, worker: bool = True) -> list[Any]:
-    return []
+def background_tasks(*, worker: bool = True) -> list[Callable[[Any], Awaitable[None]]]:
+    tasks: list[Callable[[Any], Awaitable[None]]] = []
+    if worker:
+        from ingestion.worker import run_worker
+
+        tasks.append(run_worker)
+    return tasks

@@ -236,3 +236,36 @@ def require(scope: str | None) -> Callable[[Request], Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{(scope or 'any').replace(':', '_')}"
     return dependency
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes without reading the rest."""
+    from core.errors import PayloadTooLarge
+
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    from core.errors import ValidationFailed
+
+    if not body.strip():
+        raise ValidationFailed(
+            "empty body: a JSON object was expected",
+            details=[{"field": "body", "message": "empty"}],
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(
+            f"body is not valid JSON: {exc}", details=[{"field": "body", "message": "invalid JSON"}]
+        ) from None

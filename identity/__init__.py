@@ -1,0 +1,1 @@
+"""Identity resolution: normalize identifiers, score candidate pairs, resolve people in bulk."""

@@ -1,0 +1,112 @@
+"""Match keys: normalized identifiers turned into keyed hashes (the only thing ever matched
+on), with a sealed copy of the value for authorized display and data-subject export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.crypto import BrandCrypto
+from core.events import Identifiers
+from identity.normalize import Normalized, identifiers_of, strength
+
+STRENGTH_RANK = {"strong": 3, "medium": 2, "weak": 1}
+# Order of kinds when choosing which profile an event belongs to first.
+KIND_PRIORITY = {
+    "email": 0,
+    "external": 1,
+    "phone": 2,
+    "loyalty_id": 3,
+    "device_id": 4,
+    "cookie_id": 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IdKey:
+    kind: str
+    value: str | None
+    hash: bytes
+    rank: int  # 3 strong, 2 medium, 1 weak
+    usable: bool  # valid and not a placeholder
+    placeholder: bool
+
+    @property
+    def ref(self) -> tuple[str, bytes]:
+        return (self.kind, self.hash)
+
+    @property
+    def lock_key(self) -> str:
+        return f"{self.kind}:{self.hash.hex()}"
+
+    def masked(self) -> str:
+        return mask(self.kind, self.value or "")
+
+
+def mask(kind: str, value: str) -> str:
+    """`j***@gmail.com`, `+44 ***** **123`, `sh***23`: enough to recognise, not to use."""
+    if not value:
+        return ""
+    if kind == "email" and "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if kind == "phone" and value.startswith("+"):
+        digits = value[1:]
+        cc = 1 if digits[:1] in ("1", "7") else 2 if len(digits) > 10 else 1
+        return f"+{digits[:cc]} ***** **{digits[-3:]}"
+    if len(value) <= 4:
+        return "*" * len(value)
+    return f"{value[:2]}***{value[-2:]}"
+
+
+def name_norm(traits: Mapping[str, Any]) -> str:
+    """The normalized "first last" kept in clear for trigram search."""
+    from identity._names import normalize_name_part
+
+    parts = (
+        normalize_name_part(traits.get("first_name")),
+        normalize_name_part(traits.get("last_name")),
+    )
+    return " ".join(x for x in parts if x)
+
+
+def _as_identifiers(ids: Identifiers | Mapping[str, Any]) -> Identifiers:
+    if isinstance(ids, Identifiers):
+        return ids
+    data = dict(ids or {})
+    data.setdefault("external_ids", {})
+    # Stored events were validated on the way in: construct without re-validating.
+    return Identifiers.model_construct(**data)
+
+
+def identifier_keys(
+    crypto: BrandCrypto,
+    ids: Identifiers | Mapping[str, Any],
+    *,
+    region: str = "GB",
+    provider_rules: bool = False,
+    blocklist: Iterable[str] = (),
+) -> list[IdKey]:
+    """Every valid identifier of an event as a keyed hash; invalid ones are left out (they stay
+    on the raw event, flagged); placeholders are kept but marked unusable."""
+    out = []
+    for n in identifiers_of(
+        _as_identifiers(ids), region=region, provider_rules=provider_rules, blocklist=blocklist
+    ):
+        if not n.valid or n.value is None:
+            continue
+        out.append(_key(crypto, n))
+    return out
+
+
+def _key(crypto: BrandCrypto, n: Normalized) -> IdKey:
+    assert n.value is not None
+    return IdKey(
+        kind=n.kind,
+        value=n.value,
+        hash=crypto.blind_index(n.kind, n.value),
+        rank=STRENGTH_RANK[strength(n.kind)],
+        usable=n.matchable,
+        placeholder=n.placeholder,
+    )

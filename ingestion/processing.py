@@ -1,0 +1,215 @@
+"""Turning inbox rows into resolved events: one transaction per batch.
+
+Rows are claimed with `FOR UPDATE SKIP LOCKED WHERE status = 'pending'`, so any number of
+workers (and an import running inline) can process the same ids safely: each row is resolved
+exactly once, and a crash before commit leaves it pending for the next attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from core.brands import Brand
+from core.errors import CBrainError
+from core.logging import get_logger
+from core.runtime import Runtime
+from core.streams import RESOLVED, publish
+
+_log = get_logger("cbrain.processing")
+
+CLAIM = """
+SELECT id, source, event_id, type, occurred_at, payload_enc FROM raw_events
+WHERE brand_id = $1 AND id = ANY($2::bigint[]) AND status = 'pending'
+ORDER BY id
+FOR UPDATE SKIP LOCKED"""
+
+MARK = """
+UPDATE raw_events r SET status = u.status, error = u.error, processed_at = now(),
+       attempts = r.attempts + 1
+FROM unnest($2::bigint[], $3::text[], $4::text[]) AS u(id, status, error)
+WHERE r.brand_id = $1 AND r.id = u.id"""
+
+BUMP_ATTEMPTS = """
+UPDATE raw_events SET attempts = attempts + 1, error = $3
+WHERE brand_id = $1 AND id = ANY($2::bigint[]) AND status = 'pending'"""
+
+EVENT_COLUMNS = (
+    "brand_id",
+    "raw_event_id",
+    "source",
+    "event_id",
+    "type",
+    "occurred_at",
+    "profile_id",
+    "order_id",
+    "total",
+    "currency",
+    "store_id",
+    "properties",
+    "content_enc",
+)
+# Free-text properties that may carry personal data: sealed into content_enc.
+_CONTENT_KEYS = ("text", "body", "message", "subject")
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    processed: int = 0
+    suppressed: int = 0
+    dead: int = 0
+    merges: int = 0
+    reviews: int = 0
+    profiles: set[UUID] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+def _event_row(
+    brand_id: UUID, crypto: Any, raw_id: int, ev: dict[str, Any], profile_id: UUID
+) -> tuple:
+    props = dict(ev.get("properties") or {})
+    content = {k: props.pop(k) for k in _CONTENT_KEYS if k in props}
+    total = props.get("total")
+    return (
+        brand_id,
+        raw_id,
+        ev["source"],
+        ev["event_id"],
+        ev["type"],
+        ev["_occurred_at"],
+        profile_id,
+        props.get("order_id"),
+        None if total is None else round(float(total), 2),
+        props.get("currency"),
+        props.get("store_id"),
+        props,
+        crypto.encrypt(orjson.dumps(content)) if content else None,
+    )
+
+
+async def process_batch(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+    """Resolve and store the pending rows among `raw_ids`. Retryable failures raise (the
+    stream redelivers); a poison row is isolated and dead-lettered with its reason."""
+    started = time.perf_counter()
+    try:
+        result = await _process(rt, brand, raw_ids)
+    except Exception as exc:
+        if is_retryable(exc):
+            raise
+        if len(raw_ids) > 1:
+            _log.warning("batch failed, isolating rows", error=type(exc).__name__, n=len(raw_ids))
+            result = await _isolate(rt, brand, raw_ids)
+        else:
+            await mark_dead(rt, brand.id, raw_ids, f"{type(exc).__name__}: {str(exc)[:300]}")
+            result = BatchResult(dead=1)
+    result.seconds = time.perf_counter() - started
+    if result.profiles:
+        await publish(
+            rt.redis,
+            brand.id,
+            RESOLVED,
+            {"profiles": ",".join(str(p) for p in list(result.profiles)[:1000])},
+        )
+    return result
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Failures of the moment (connection lost, deadlock, serialization, our retryable
+    errors) are retried; anything else about a row will fail again and is dead-lettered."""
+    if isinstance(exc, CBrainError):
+        return exc.retryable
+    return isinstance(
+        exc,
+        asyncpg.exceptions.SerializationError
+        | asyncpg.exceptions.DeadlockDetectedError
+        | asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.InterfaceError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | ConnectionError
+        | OSError
+        | TimeoutError,
+    )
+
+
+async def _isolate(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+    """Process rows one at a time; those that fail for a non-retryable reason go dead."""
+    total = BatchResult()
+    for raw_id in raw_ids:
+        try:
+            r = await _process(rt, brand, [raw_id])
+        except Exception as exc:
+            if is_retryable(exc):
+                raise
+            await mark_dead(rt, brand.id, [raw_id], f"{type(exc).__name__}: {str(exc)[:300]}")
+            total.dead += 1
+            continue
+        total.claimed += r.claimed
+        total.processed += r.processed
+        total.suppressed += r.suppressed
+        total.merges += r.merges
+        total.reviews += r.reviews
+        total.profiles |= r.profiles
+    return total
+
+
+async def mark_dead(rt: Runtime, brand_id: UUID, raw_ids: list[int], reason: str) -> None:
+    async with rt.pool.acquire() as conn:
+        await conn.execute(
+            MARK, brand_id, raw_ids, ["dead"] * len(raw_ids), [reason] * len(raw_ids)
+        )
+    await publish(
+        rt.redis, brand_id, "events.dead", {"ids": ",".join(map(str, raw_ids)), "reason": reason}
+    )
+
+
+async def bump_attempts(rt: Runtime, brand_id: UUID, raw_ids: list[int], reason: str) -> None:
+    async with rt.pool.acquire() as conn:
+        await conn.execute(BUMP_ATTEMPTS, brand_id, raw_ids, reason[:500])
+
+
+async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+    from identity.service import resolve_batch
+
+    crypto = rt.keyring.for_brand(str(brand.id))
+    result = BatchResult()
+    async with rt.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(CLAIM, brand.id, raw_ids)
+        result.claimed = len(rows)
+        if not rows:
+            return result
+        events = []
+        for r in rows:
+            ev = orjson.loads(crypto.decrypt(r["payload_enc"]))
+            ev["_raw_id"] = r["id"]
+            ev["_occurred_at"] = r["occurred_at"]
+            events.append(ev)
+        resolution = await resolve_batch(conn, crypto, brand, events)
+        records = []
+        statuses = []
+        for ev, profile_id in zip(events, resolution.profile_ids, strict=True):
+            if profile_id is None:
+                statuses.append("suppressed")
+                result.suppressed += 1
+                continue
+            records.append(_event_row(brand.id, crypto, ev["_raw_id"], ev, profile_id))
+            statuses.append("processed")
+            result.profiles.add(profile_id)
+        if records:
+            await conn.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
+        await resolution.apply_aggregates(conn, events)
+        await conn.execute(
+            MARK, brand.id, [ev["_raw_id"] for ev in events], statuses, [None] * len(events)
+        )
+        result.processed = len(records)
+        result.merges = resolution.merges
+        result.reviews = resolution.reviews
+    await resolution.after_commit(rt)
+    return result
