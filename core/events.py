@@ -33,6 +33,9 @@ EventType = Literal[
     "store_visit",
     "identify",
     "support_ticket",
+    # Beyond the architecture list: a brand's own named event (Segment track calls we have no
+    # type for), kept with its name in properties.event instead of being passed off as a view.
+    "custom",
 ]
 SOURCES: tuple[str, ...] = Source.__args__  # type: ignore[attr-defined]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]

@@ -84,6 +84,7 @@ async def merge(
 ) -> UUID:
     """Merge `losers` into `survivor` (all live, locked by the caller or here)."""
     everyone = sorted({survivor, *losers})
+    await repo.lock_profiles(conn, brand_id, everyone)
     rows = await conn.fetch(LOCK_ALL, brand_id, everyone)
     if len(rows) != len(everyone) or any(r["merged_into"] is not None for r in rows):
         raise Conflict("a profile of this merge no longer exists or is already merged")
@@ -150,6 +151,7 @@ async def unmerge(
     survivor: UUID = log["survivor_id"]
     losers: list[UUID] = list(log["merged_ids"])
     everyone = sorted({survivor, *losers})
+    await repo.lock_profiles(conn, brand_id, everyone)
     rows = await conn.fetch(LOCK_ALL, brand_id, everyone)
     state = {r["id"]: r["merged_into"] for r in rows}
     if state.get(survivor) is not None:

@@ -60,9 +60,11 @@ SELECT s.kind, s.hash FROM suppressions s
 JOIN unnest($2::text[], $3::bytea[]) AS u(kind, hash) ON s.kind = u.kind AND s.hash = u.hash
 WHERE s.brand_id = $1"""
 
-LOCK_PROFILES = """
+# Read after `lock_profiles`: advisory locks, not row locks, so that locking a thousand profiles
+# writes nothing (a FOR UPDATE marks every tuple and costs WAL).
+LOAD_PROFILES = """
 SELECT id, created_at, merged_into, traits_enc, profile_strength, household_id
-FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE"""
+FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[]) ORDER BY id"""
 
 PROFILE_IDENTIFIERS = """
 SELECT profile_id, kind, hash, namespace, status FROM profile_identifiers
@@ -218,6 +220,12 @@ WHERE brand_id = $1 AND status = 'rejected' AND pair_key = ANY($2::text[])"""
 async def lock_keys(conn: asyncpg.Connection, brand_id: UUID, keys: Sequence[str]) -> None:
     if keys:
         await conn.fetchval(LOCK_KEYS_ORDERED, str(brand_id), list(keys))
+
+
+async def lock_profiles(conn: asyncpg.Connection, brand_id: UUID, ids: Sequence[UUID]) -> None:
+    """Every writer of a profile (streaming, merge, unmerge, review) takes these first, sorted
+    in one statement, so they exclude each other without deadlocks."""
+    await lock_keys(conn, brand_id, [f"profile:{i}" for i in ids])
 
 
 async def lookup(

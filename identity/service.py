@@ -282,7 +282,8 @@ class _Batch:
         want = sorted({i for i in ids if i not in self.profiles})
         if not want:
             return
-        rows = await self.conn.fetch(repo.LOCK_PROFILES, self.brand.id, want)
+        await repo.lock_profiles(self.conn, self.brand.id, want)
+        rows = await self.conn.fetch(repo.LOAD_PROFILES, self.brand.id, want)
         for r in rows:
             if r["merged_into"] is not None:
                 # Merged by another transaction between lookup and lock: retry the batch.

@@ -28,12 +28,21 @@ def _rt(request: Request) -> Runtime:
     return request.app.state.rt
 
 
+def _batcher(request: Request) -> service.InboxBatcher:
+    """One group-commit batcher per app (created on first use, bound to its runtime)."""
+    state = request.app.state
+    batcher = getattr(state, "inbox_batcher", None)
+    if batcher is None or batcher.rt is not state.rt:
+        batcher = state.inbox_batcher = service.InboxBatcher(state.rt)
+    return batcher
+
+
 @router.post("/v1/events", status_code=202)
 async def post_event(request: Request, principal: Principal = Depends(require("ingest"))) -> Any:
     """Accept one canonical event (idempotent on its event_id for the brand and source)."""
     body = await read_body(request, MAX_EVENT_BYTES)
     event = service.parse_event(parse_json(body), principal.brand_slug)
-    [result] = await service.accept(_rt(request), principal.brand_id, [(0, event)])
+    result = await _batcher(request).submit(principal.brand_id, event)
     return JSONBody(
         {"data": {"event_id": result.event_id, "status": result.status}}, status_code=202
     )
@@ -90,7 +99,7 @@ async def post_pos(request: Request, principal: Principal = Depends(require("ing
         message, details = service.validation_message(exc)
         raise ValidationFailed(message, details=details) from None
     event = service.parse_event(to_canonical(tx).wire(), principal.brand_slug)
-    [result] = await service.accept(_rt(request), principal.brand_id, [(0, event)])
+    result = await _batcher(request).submit(principal.brand_id, event)
     return JSONBody(
         {"data": {"event_id": result.event_id, "status": result.status}}, status_code=202
     )

@@ -98,7 +98,7 @@ async def process_batch(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchR
     stream redelivers); a poison row is isolated and dead-lettered with its reason."""
     started = time.perf_counter()
     try:
-        result = await _process(rt, brand, raw_ids)
+        result = await _process_retrying(rt, brand, raw_ids)
     except Exception as exc:
         if is_retryable(exc):
             raise
@@ -117,6 +117,24 @@ async def process_batch(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchR
             {"profiles": ",".join(str(p) for p in list(result.profiles)[:1000])},
         )
     return result
+
+
+_CONFLICTS = (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
+
+
+async def _process_retrying(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+    """A conflict with a concurrent merge is retried at once (a few times), not after the
+    stream's redelivery delay."""
+    for attempt in range(3):
+        try:
+            return await _process(rt, brand, raw_ids)
+        except CBrainError as exc:
+            if exc.code != "retry" or attempt == 2:
+                raise
+        except _CONFLICTS:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -181,6 +199,9 @@ async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult
     crypto = rt.keyring.for_brand(str(brand.id))
     result = BatchResult()
     async with rt.pool.acquire() as conn, conn.transaction():
+        # Safe without waiting for the WAL flush: if the server crashes before it, the rows are
+        # still 'pending' in the (durably committed) inbox and the sweeper resolves them again.
+        await conn.execute("SET LOCAL synchronous_commit = off")
         rows = await conn.fetch(CLAIM, brand.id, raw_ids)
         result.claimed = len(rows)
         if not rows:

@@ -69,7 +69,7 @@ TRACK_TYPES = {
 }
 # Any other track event: kept with its name, stored as page_view until a canonical `custom`
 # type exists (docs/segment.md, "Unknown track events").
-FALLBACK_TRACK_TYPE = "page_view"
+FALLBACK_TRACK_TYPE = "custom"
 _SINGLE_PRODUCT = frozenset({"product_view", "cart_add", "cart_remove"})
 
 # Segment's context spec; `traits` is handled apart, anything else is ignored as Segment does.

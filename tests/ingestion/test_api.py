@@ -173,3 +173,15 @@ async def test_processed_events_build_profiles_without_plaintext_pii(rt, client,
         text = await table_text(rt, brand.id, table)
         for needle in ("grace.hopper", "7700900777", "7700 900777", "900777"):
             assert needle not in text, (table, needle)
+
+
+async def test_concurrent_single_events_share_commits_and_stay_exactly_once(rt, client, brand):
+    import asyncio
+
+    bodies = [event(f"c-{i % 150}") for i in range(300)]  # every id sent twice, concurrently
+    resps = await asyncio.gather(
+        *(client.post("/v1/events", json=b, headers=brand.auth("ingest")) for b in bodies)
+    )
+    statuses = [r.json()["data"]["status"] for r in resps]
+    assert statuses.count("accepted") == 150 and statuses.count("duplicate") == 150
+    assert await _raw_count(rt, brand) == 150

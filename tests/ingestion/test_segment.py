@@ -553,8 +553,8 @@ def test_identify_maps_identifiers_and_traits_and_keeps_pii_out_of_properties():
         ("Products Searched", "search"),
         ("Store Visited", "store_visit"),
         ("QR Code Scanned", "qr_scan"),
-        ("Signed Up", "page_view"),
-        ("Coupon Applied", "page_view"),
+        ("Signed Up", "custom"),
+        ("Coupon Applied", "custom"),
     ],
 )
 def test_track_names_map_to_canonical_types(name, ctype):
