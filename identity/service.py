@@ -32,12 +32,12 @@ from core.crypto import BrandCrypto
 from core.errors import CBrainError
 from identity import merge as merge_ops
 from identity import repo
-from identity._compare import Entity, compare
+from identity._compare import Entity, compare, dob_level
 from identity._names import nickname_match, normalize_name_part
 from identity._traits import normalize_address, normalize_city, normalize_postcode, parse_dob
 from identity.keys import KIND_PRIORITY, IdKey, identifier_keys, mask, name_norm
 from identity.normalize import Normalized
-from identity.scoring import ScoringModel, conflicting_strong, default_model
+from identity.scoring import ScoringModel, default_model
 
 # Kinds whose owner is checked against the event's first name before attaching: households
 # share phones and loyalty cards, people rarely share an email or a platform account.
@@ -349,11 +349,15 @@ class _Batch:
         if len(self.holders(ref)) > self.cfg.shared_threshold:
             self.status[ref] = "shared"
 
-    def absorb_traits(self, p: Profile, ev: dict[str, Any]) -> None:
+    def absorb_traits(self, p: Profile, ev: dict[str, Any], *, authoritative: bool) -> None:
+        """Newer values win, except names: a name typed at a till or shown on WhatsApp only
+        fills a gap; the name a customer gave with their own email or account replaces it."""
         traits = ev.get("traits") or {}
         changed = False
         for name in _TRAIT_KEYS:
             value = traits.get(name)
+            if name in ("first_name", "last_name") and p.traits.get(name) and not authoritative:
+                continue
             if value not in (None, "") and p.traits.get(name) != value:
                 p.traits[name] = value
                 changed = True
@@ -378,14 +382,21 @@ class _Batch:
         if not cands and order_owner is not None:
             cands[self.live(order_owner)] = []
         await self.load_profiles(cands)
-        # Name guard on household-shareable identifiers.
-        for pid in list(cands):
-            via = cands[pid]
-            if (
-                via
-                and all(k.kind in NAME_CHECKED for k in via)
-                and _names_conflict(self.profiles[pid].traits, ev.get("traits") or {})
-            ):
+        # Guard on household-shareable identifiers (a phone, a loyalty card): a profile found
+        # only through one is dropped when the first names clearly differ, or when it holds
+        # another loyalty card than the one this event carries (another member's card).
+        shareable = [
+            p for p, via in cands.items() if via and all(k.kind in NAME_CHECKED for k in via)
+        ]
+        cards = {k.ref for k in usable if k.kind == "loyalty_id"}
+        if shareable and cards:
+            await self.load_keys(shareable)
+        for pid in shareable:
+            prof = self.profiles[pid]
+            other_card = cards and any(
+                kind == "loyalty_id" and (kind, h) not in cards for kind, h in prof.keys
+            )
+            if other_card or _names_conflict(prof.traits, ev.get("traits") or {}):
                 del cands[pid]
         strong = {p: v for p, v in cands.items() if not v or any(k.rank >= 2 for k in v)}
         weak = {p: v for p, v in cands.items() if p not in strong}
@@ -407,7 +418,7 @@ class _Batch:
         elif not strong and not weak:
             target = self.new_profile(at)
         elif not strong:
-            target = self.profiles[self._primary(weak)]
+            target = await self._anonymous_target(weak, at)
         elif len(strong) == 1:
             target = self.profiles[next(iter(strong))]
         else:
@@ -415,8 +426,22 @@ class _Batch:
         if weak and strong:
             await self._stitch_anonymous(target, weak, usable)
         self.learn(target, usable, ev["source"], at)
-        self.absorb_traits(target, ev)
+        self.absorb_traits(
+            target, ev, authoritative=any(k.kind in ("email", "external") for k in usable)
+        )
         return target.id
+
+    async def _anonymous_target(self, weak: dict[UUID, list[IdKey]], at: datetime) -> Profile:
+        """An event with only a device or cookie. One holder: that profile. Several known
+        people behind the same device (a family tablet): nobody in particular, so the
+        device's anonymous profile (made once, then reused) rather than whoever used it first."""
+        if len(weak) == 1:
+            return self.profiles[next(iter(weak))]
+        await self.load_keys(weak)
+        anonymous = [p for p in weak if not self.profiles[p].known]
+        if anonymous:
+            return self.profiles[min(anonymous, key=lambda p: self.profiles[p].created_at)]
+        return self.new_profile(at)
 
     def _primary(self, cands: dict[UUID, list[IdKey]]) -> UUID:
         def rank(pid: UUID) -> tuple[int, datetime]:
@@ -474,9 +499,10 @@ class _Batch:
             b = other.entity()
             feats = compare(a, b)
             result = model.score(feats)
-            conflict = conflict or conflicting_strong(
-                a.identifiers, b.identifiers, a_dob=a.dob, b_dob=b.dob
-            )
+            # Only a different date of birth is a hard conflict here. Two ids of one platform
+            # are not: people open a second account with a second email all the time, and the
+            # score already counts the disagreement against the pair.
+            conflict = conflict or dob_level(a.dob, b.dob) == "other"
             if worst is None or result.probability < worst[1].probability:
                 worst = (feats, result)
         assert worst is not None
