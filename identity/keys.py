@@ -31,10 +31,7 @@ class IdKey:
     rank: int  # 3 strong, 2 medium, 1 weak
     usable: bool  # valid and not a placeholder
     placeholder: bool
-
-    @property
-    def ref(self) -> tuple[str, bytes]:
-        return (self.kind, self.hash)
+    ref: tuple[str, bytes]  # (kind, hash): the identity of the key, looked up constantly
 
     @property
     def lock_key(self) -> str:
@@ -115,11 +112,16 @@ def identifier_keys(
 
 def _key(crypto: BrandCrypto, n: Normalized) -> IdKey:
     assert n.value is not None
+    digest = crypto.blind_index(n.kind, n.value)
     return IdKey(
         kind=n.kind,
         value=n.value,
-        hash=crypto.blind_index(n.kind, n.value),
-        rank=STRENGTH_RANK[strength(n.kind)],
+        hash=digest,
+        rank=_RANK[n.kind],
         usable=n.matchable,
         placeholder=n.placeholder,
+        ref=(n.kind, digest),
     )
+
+
+_RANK = {k: STRENGTH_RANK[strength(k)] for k in ("email", "phone", "external", "loyalty_id", "device_id", "cookie_id")}
