@@ -253,7 +253,7 @@ def import_(
             last = [0]
 
             def tick(_: int) -> None:
-                pos = fh.buffer.tell() if hasattr(fh, "buffer") else 0
+                pos = getattr(fh, "buffer", fh).tell()
                 bar.update(task, completed=pos)
                 last[0] = pos
 

@@ -54,7 +54,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            rt = runtime or await stack.enter_async_context(open_runtime(settings))
+            rt = (
+                runtime
+                if runtime is not None
+                else await stack.enter_async_context(open_runtime(settings))
+            )
             app.state.rt = rt
             tasks = [asyncio.create_task(start(rt)) for start in (background or [])]
             try:

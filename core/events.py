@@ -160,9 +160,9 @@ class CanonicalEvent(_Strict):
     source: Source
     type: EventType
     occurred_at: datetime
-    identifiers: Identifiers = Field(default_factory=Identifiers)
-    traits: Traits = Field(default_factory=Traits)
-    properties: Properties = Field(default_factory=Properties)
+    identifiers: Identifiers = Field(default_factory=lambda: Identifiers())
+    traits: Traits = Field(default_factory=lambda: Traits())
+    properties: Properties = Field(default_factory=lambda: Properties.model_validate({}))
 
     @field_validator("occurred_at", mode="before")
     @classmethod

@@ -286,7 +286,7 @@ async def snapshot(conn: asyncpg.Connection, brand_id: UUID, ids: Sequence[UUID]
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in row.items():
         if isinstance(v, bytes | bytearray | memoryview):
             out[k] = {"$hex": bytes(v).hex()}

@@ -109,6 +109,7 @@ class Profile:
     keys_loaded: bool
     traits_dirty: bool = False
     consent: dict[str, Any] = field(default_factory=dict)
+    strength_dirty: bool = False
 
     @property
     def known(self) -> bool:
@@ -329,6 +330,7 @@ class _Batch:
             self.status[k.ref] = "active"
             p.keys[k.ref] = ns
             p.strength += k.rank
+            p.strength_dirty = True
             self.new_ids.append((k, p.id, source, at))
 
     def holders(self, ref: tuple[str, bytes]) -> set[UUID]:
@@ -583,6 +585,7 @@ class _Batch:
                 self.owner[ref] = survivor
                 surv.keys[ref] = ns
             surv.strength += lost.strength
+            surv.strength_dirty = True
             for k, v in lost.traits.items():
                 surv.traits.setdefault(k, v)
         for ref, pid in list(self.owner.items()):
@@ -618,6 +621,7 @@ class _Batch:
             for p in fresh:
                 p.new = False
                 p.traits_dirty = False
+                p.strength_dirty = False
                 p.keys_loaded = True
         if self.new_ids:
             rows = self.new_ids
@@ -655,7 +659,7 @@ class _Batch:
                 [p.traits.get("country") for p in dirty],
                 [p.consent for p in dirty],
             )
-        strengths = [p for p in self.profiles.values() if p.keys_loaded or p.strength]
+        strengths = [p for p in self.profiles.values() if p.strength_dirty]
         if strengths:
             await self.conn.execute(
                 repo.UPDATE_STRENGTH,
@@ -726,10 +730,8 @@ async def resolve_batch(
         batch.status[ref] = r["status"]
     for r in await repo.lookup_links(conn, brand.id, [r for r in refs if r not in blocked]):
         batch.links.setdefault((r["kind"], bytes(r["hash"])), set()).add(r["profile_id"])
-    # Owners are live (merges move identifiers), but follow chains defensively.
-    chains = await repo.follow_merged(conn, brand.id, sorted(set(batch.owner.values())))
-    for ref, pid in batch.owner.items():
-        batch.owner[ref] = chains.get(pid, pid)
+    # Owners are always live: a merge moves the losers' identifiers to the survivor in the same
+    # transaction, and `load_profiles` refuses (retry) a profile merged since the lookup.
     # Refunds and other order follow-ups with no identifiers belong to the order's buyer.
     orphan_orders = sorted(
         {

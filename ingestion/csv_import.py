@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -176,7 +176,7 @@ class ImportSpec:
                 mapping[col.strip()] = validate_field(target.strip())
         return cls(source, event_type, fmt, mapping, date_format, currency)
 
-    def resolve_columns(self, header: list[str]) -> dict[str, str]:
+    def resolve_columns(self, header: Sequence[str]) -> dict[str, str]:
         """column -> path: explicit --map entries, else recognised names."""
         missing = [c for c in self.mapping if c not in header]
         if missing:
@@ -336,12 +336,12 @@ def iter_events(
     from ingestion.service import parse_event
 
     if spec.fmt == "jsonl":
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
+        for n, text in enumerate(lines, start=1):
+            if not text.strip():
                 continue
             report.rows += 1
             try:
-                raw = orjson.loads(line)
+                raw = orjson.loads(text)
                 if isinstance(raw, dict) and spec.source and "source" not in raw:
                     raw["source"] = spec.source
                 yield n, parse_event(raw, brand_slug)
@@ -413,7 +413,7 @@ def iter_events(
 def preview(lines: list[str], spec: ImportSpec, brand_slug: str, limit: int = 20) -> dict[str, Any]:
     """Dry run: the first events as they would be stored, and every row error."""
     report = ImportReport()
-    events = []
+    events: list[dict[str, Any]] = []
     for _, ev in iter_events(lines, spec, brand_slug, report):
         report.events += 1
         if len(events) < limit:

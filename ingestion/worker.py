@@ -115,7 +115,7 @@ class Worker:
         if not self._brands:
             await asyncio.sleep(self.config.block_ms / 1000)
             return False
-        resp = await self.rt.redis.xreadgroup(
+        resp: Any = await self.rt.redis.xreadgroup(
             GROUP,
             self.name,
             {k: ">" for k in self._brands},
@@ -172,13 +172,14 @@ class Worker:
         """Take over entries idle longer than claim_idle_ms (their consumer died)."""
         total = 0
         for key, brand in list(self._brands.items()):
-            _next, entries, _deleted = await self.rt.redis.xautoclaim(
+            claimed: Any = await self.rt.redis.xautoclaim(
                 key, GROUP, self.name, self.config.claim_idle_ms, start_id="0-0", count=100
             )
+            entries = claimed[1]
             if not entries:
                 continue
             total += len(entries)
-            pending = await self.rt.redis.xpending_range(
+            pending: Any = await self.rt.redis.xpending_range(
                 key, GROUP, min=entries[0][0], max=entries[-1][0], count=len(entries) + 10
             )
             deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
