@@ -19,6 +19,8 @@ brand_app = typer.Typer(help="Brands (tenants) and their webhook secrets.", no_a
 key_app = typer.Typer(help="API keys of a brand.", no_args_is_help=True)
 app.add_typer(brand_app, name="brand")
 deadletter_app = typer.Typer(help="Events that failed processing.", no_args_is_help=True)
+identity_app = typer.Typer(help="Identity resolution maintenance.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
 app.add_typer(key_app, name="key")
 app.add_typer(deadletter_app, name="deadletter")
 
@@ -407,6 +409,181 @@ def unmerge(
         f"restored {', '.join(out['restored'])} from {out['survivor']}; "
         f"{out['reresolved_events']} later event(s) re-resolved"
     )
+
+
+privacy_app = typer.Typer(help="Data-subject requests: delete and export.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+@app.command()
+def recompute(
+    brand: str = typer.Option(None, "--brand", help="Brand slug (default: every brand)."),
+    batch: int = typer.Option(5000, help="Profiles compared per statement."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report drift without fixing it."),
+) -> None:
+    """Recompute profile aggregates from events, fix drift, and report it per field."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from core import brands
+    from identity.recompute import recompute_brand
+
+    async def go(rt: Any) -> list[tuple[str, Any]]:
+        async with rt.pool.acquire() as conn:
+            found = (
+                [await brands.get_brand(conn, brand)] if brand else await brands.list_brands(conn)
+            )
+        out = []
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
+            for b in found:
+                task = bar.add_task(f"checking {b.slug}", total=None)
+                report = await recompute_brand(
+                    rt,
+                    b.id,
+                    batch=batch,
+                    dry_run=dry_run,
+                    progress=lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                )
+                out.append((b.slug, report))
+        return out
+
+    for slug, report in _run(go):
+        verb = "would fix" if report.dry_run else "fixed"
+        fields = ", ".join(f"{k} {v}" for k, v in report.fields.items() if v) or "no drift"
+        typer.echo(
+            f"{slug}: checked {report.profiles_checked} profiles, {verb} "
+            f"{report.profiles_fixed} ({fields})"
+        )
+
+
+def _privacy_queue(kind: str, brand: str, ids: dict[str, Any], profile_id: str | None) -> str:
+    from uuid import UUID
+
+    from core import brands
+    from identity import privacy
+
+    async def go(rt: Any) -> str:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            b = await brands.get_brand(conn, brand)
+            job = await privacy.request_job(
+                conn,
+                rt.keyring.for_brand(str(b.id)),
+                b,
+                kind,
+                {k: v for k, v in ids.items() if v},
+                UUID(profile_id) if profile_id else None,
+                actor="cli",
+            )
+        return job["id"]
+
+    return _run(go)
+
+
+@privacy_app.command("delete")
+def privacy_delete(
+    brand: str = typer.Option(..., "--brand"),
+    email: str = typer.Option(None),
+    phone: str = typer.Option(None),
+    loyalty_id: str = typer.Option(None, "--loyalty-id"),
+    profile_id: str = typer.Option(None, "--profile-id"),
+) -> None:
+    """Queue the erasure of a person (run it with `cbrain privacy run` or a running server)."""
+    ids = {"email": email, "phone": phone, "loyalty_id": loyalty_id}
+    typer.echo(f"queued delete job {_privacy_queue('delete', brand, ids, profile_id)}")
+
+
+@privacy_app.command("export")
+def privacy_export(
+    brand: str = typer.Option(..., "--brand"),
+    email: str = typer.Option(None),
+    phone: str = typer.Option(None),
+    loyalty_id: str = typer.Option(None, "--loyalty-id"),
+    profile_id: str = typer.Option(None, "--profile-id"),
+) -> None:
+    """Queue an export of everything held about a person."""
+    ids = {"email": email, "phone": phone, "loyalty_id": loyalty_id}
+    typer.echo(f"queued export job {_privacy_queue('export', brand, ids, profile_id)}")
+
+
+@privacy_app.command("run")
+def privacy_run(brand: str = typer.Option(None, "--brand")) -> None:
+    """Process queued privacy jobs now (every brand unless --brand)."""
+    from core import brands
+    from identity import privacy
+
+    async def go(rt: Any) -> list[Any]:
+        brand_id = None
+        if brand:
+            async with rt.pool.acquire() as conn:
+                brand_id = (await brands.get_brand(conn, brand)).id
+        return await privacy.process_pending(rt, brand_id)
+
+    for o in _run(go):
+        typer.echo(f"{o.id}\t{o.kind}\t{o.status}\t{o.seconds:.2f}s\t{o.summary}")
+
+
+@privacy_app.command("status")
+def privacy_status(
+    job_id: str,
+    brand: str = typer.Option(..., "--brand"),
+    out: str = typer.Option(None, "--out", help="Write a finished export's JSON here."),
+) -> None:
+    """Show a job; with --out, save a finished export (the only way it leaves the database)."""
+    from pathlib import Path
+    from uuid import UUID
+
+    import orjson
+
+    from core import brands
+    from identity import privacy
+
+    async def go(rt: Any) -> dict:
+        from identity.profile360 import audit
+
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+            job = await privacy.get_job(
+                conn, rt.keyring.for_brand(str(b.id)), b.id, UUID(job_id), with_result=bool(out)
+            )
+            if "result" in job:
+                await audit(conn, b.id, "cli", "pii.read", job_id, {"fields": ["privacy_export"]})
+            return job
+
+    job = _run(go)
+    result = job.pop("result", None)
+    typer.echo(orjson.dumps(job, default=str, option=orjson.OPT_INDENT_2).decode())
+    if out and result is not None:
+        Path(out).write_bytes(orjson.dumps(result, default=str, option=orjson.OPT_INDENT_2))
+        typer.echo(f"export written to {out}")
+
+
+@identity_app.command("fit")
+def identity_fit(
+    brand: str = typer.Option(..., "--brand"),
+    apply: bool = typer.Option(True, help="Store the re-fitted model when it scores better."),
+) -> None:
+    """Re-fit the scoring weights from review answers and rolled-back merges; report the
+    quality before and after (cross-validated on the labels)."""
+    from core import brands
+    from identity.fit import fit_brand
+    from identity.service import IdentityConfig
+
+    async def go(rt: Any) -> Any:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+            return await fit_brand(conn, b.id, IdentityConfig.of(b).model, apply=apply)
+
+    report = _run(go)
+    typer.echo(f"labels {report.labels} ({report.positives} same person)")
+    for name in ("log_loss", "auto_merge_precision", "auto_merge_recall"):
+        typer.echo(f"  {name:22} before {report.before[name]:.4f}  after {report.after[name]:.4f}")
+    typer.echo("model stored for the brand" if report.applied else "model not changed")
 
 
 def main() -> None:

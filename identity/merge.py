@@ -81,6 +81,7 @@ async def merge(
     contributions: dict[str, float],
     reason: str,
     decided_by: str,
+    features: dict[str, Any] | None = None,
 ) -> UUID:
     """Merge `losers` into `survivor` (all live, locked by the caller or here)."""
     everyone = sorted({survivor, *losers})
@@ -130,6 +131,7 @@ async def merge(
         contributions,
         snap,
         decided_by,
+        features or {},
     )
 
 

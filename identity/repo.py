@@ -199,13 +199,13 @@ WHERE brand_id = $1 AND (id = ANY($2::uuid[]) OR merged_into = ANY($2::uuid[]))"
 
 INSERT_MERGE_LOG = """
 INSERT INTO identity_merge_log (brand_id, survivor_id, merged_ids, reason, score, contributions,
-                                snapshot, decided_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"""
+                                snapshot, decided_by, features)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"""
 
 INSERT_REVIEW = """
 INSERT INTO merge_review_queue (brand_id, profile_ids, pair_key, score, contributions, reason,
-                                evidence_hash)
-SELECT $1, $2, $3, $4, $5, $6, $7
+                                evidence_hash, features)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8
 WHERE NOT EXISTS (
     SELECT 1 FROM merge_review_queue
     WHERE brand_id = $1 AND pair_key = $3 AND status = 'rejected' AND evidence_hash = $7)

@@ -20,7 +20,7 @@ FROM merge_review_queue
 WHERE brand_id = $1 AND status = $2 AND ($3::uuid IS NULL OR id > $3)
 ORDER BY id LIMIT $4"""
 GET_FOR_UPDATE = """
-SELECT id, profile_ids, score, contributions, status FROM merge_review_queue
+SELECT id, profile_ids, score, contributions, status, features FROM merge_review_queue
 WHERE brand_id = $1 AND id = $2 FOR UPDATE"""
 SET_STATUS = """
 UPDATE merge_review_queue SET status = $3, decided_at = now(), decided_by = $4
@@ -119,6 +119,7 @@ async def decide(
             contributions=row["contributions"],
             reason="approved in review",
             decided_by=actor,
+            features=row["features"],
         )
         await conn.execute(SET_STATUS, principal.brand_id, review_id, "approved", actor)
     await invalidate(rt, brand.id, ids)

@@ -30,8 +30,8 @@ import orjson
 from core.brands import Brand
 from core.crypto import BrandCrypto
 from core.errors import CBrainError
+from identity import households, repo
 from identity import merge as merge_ops
-from identity import repo
 from identity._compare import Entity, compare, dob_level
 from identity._names import nickname_match, normalize_name_part
 from identity._traits import normalize_address, normalize_city, normalize_postcode, parse_dob
@@ -110,6 +110,7 @@ class Profile:
     traits_dirty: bool = False
     consent: dict[str, Any] = field(default_factory=dict)
     strength_dirty: bool = False
+    address_dirty: bool = False
 
     @property
     def known(self) -> bool:
@@ -361,6 +362,8 @@ class _Batch:
             if name in ("first_name", "last_name") and p.traits.get(name) and not authoritative:
                 continue
             if value not in (None, "") and p.traits.get(name) != value:
+                if name in ("address", "postcode"):
+                    p.address_dirty = True
                 p.traits[name] = value
                 changed = True
         for name in _CONSENT_KEYS:
@@ -524,12 +527,22 @@ class _Batch:
             survivor = pids[0]
             losers = [p for p in pids if p != survivor]
             await self._merge(
-                survivor, losers, result.probability, result.contributions, decision.reason
+                survivor,
+                losers,
+                result.probability,
+                result.contributions,
+                decision.reason,
+                _levels(feats),
             )
             return self.profiles[survivor]
         if decision.action == "review":
             await self._review(
-                pids, result.probability, result.contributions, decision.reason, usable
+                pids,
+                result.probability,
+                result.contributions,
+                decision.reason,
+                usable,
+                _levels(feats),
             )
         return primary
 
@@ -540,6 +553,7 @@ class _Batch:
         contributions: dict[str, float],
         reason: str,
         usable: list[IdKey],
+        features: dict[str, Any],
     ) -> None:
         await self.flush_new()
         pair_key = ",".join(sorted(str(p) for p in pids))
@@ -553,6 +567,7 @@ class _Batch:
             contributions,
             reason,
             evidence,
+            features,
         )
         if row is not None:
             self.res.reviews += 1
@@ -564,6 +579,7 @@ class _Batch:
         score: float,
         contributions: dict[str, float],
         reason: str,
+        features: dict[str, Any] | None = None,
     ) -> None:
         await self.flush_new()
         await merge_ops.merge(
@@ -576,6 +592,7 @@ class _Batch:
             contributions=contributions,
             reason=reason,
             decided_by="auto",
+            features=features,
         )
         surv = self.profiles[survivor]
         for pid in losers:
@@ -642,10 +659,35 @@ class _Batch:
             )
             self.new_ids = []
 
+    def _household_members(self) -> list[tuple[str, bytes, UUID]]:
+        """Link (never merge) people sharing a home address, or a household phone and a
+        surname. A store's phone shared by strangers has no common surname."""
+        members: list[tuple[str, bytes, UUID]] = []
+        for p in self.profiles.values():
+            if p.address_dirty:
+                p.address_dirty = False
+                key = households.address_key(self.crypto, p.traits)
+                if key is not None:
+                    members.append(("address", key, p.id))
+        for ref, pid in self.new_links:
+            owner = self.owner.get(ref)
+            if ref[0] != "phone" or owner is None or self.status.get(ref) == "shared":
+                continue
+            a, b = self.profiles.get(self.live(owner)), self.profiles.get(self.live(pid))
+            if (
+                a is not None
+                and b is not None
+                and a.id != b.id
+                and households.same_surname(a.traits, b.traits)
+            ):
+                members += [("phone", ref[1], a.id), ("phone", ref[1], b.id)]
+        return members
+
     def _seal_traits(self, p: Profile) -> bytes | None:
         return self.crypto.encrypt(orjson.dumps(p.traits)) if p.traits else None
 
     async def finish(self) -> None:
+        members = self._household_members()
         await self.flush_new()
         dirty = [p for p in self.profiles.values() if p.traits_dirty]
         if dirty:
@@ -691,6 +733,12 @@ class _Batch:
                 self.cfg.shared_threshold,
                 [self.claims[r] for r in refs],
             )
+        await households.link(self.conn, self.brand.id, members)
+
+
+def _levels(feats: Any) -> dict[str, Any]:
+    """The comparison levels (and value frequencies) of a scored pair: the label store."""
+    return {"levels": dict(feats.levels), "freq": dict(feats.freq)}
 
 
 def _evidence(keys: list[IdKey]) -> str:

@@ -173,3 +173,49 @@ async def test_rejected_pairs_are_not_proposed_again_without_new_evidence(rt, cl
         [ev("y5", first="Ali", email="ali@khan-mail.com", phone="07700900654", loyalty_id="AK-77")],
     )
     assert len((await client.get("/v1/reviews", headers=brand.auth("read"))).json()["data"]) == 1
+
+
+async def test_review_answers_refit_the_weights(rt, client):
+    from core import brands
+    from identity.fit import fit_brand
+    from identity.service import IdentityConfig
+    from tests.conftest import make_brand
+
+    brand = await make_brand(rt, "fit", REVIEW_ALL)
+    people = [
+        ("Ivy", "Moss", "Ivy", "Moss"),
+        ("Kai", "Lund", "Kai", "Lund"),
+        ("Rua", "Bell", "Rua", "Bell"),
+        ("Tom", "Reid", "Tom", "Reid"),
+        ("Ada", "Park", "Ada", "Cruz"),
+        ("Bo", "Hale", "Bo", "Ford"),
+    ]
+    for i, (f1, l1, f2, l2) in enumerate(people):
+        await ingest(
+            rt,
+            brand,
+            [
+                ev(f"f{i}a", first=f1, last=l1, email=f"p{i}@fit-mail.com"),
+                ev(f"f{i}b", first=f2, last=l2, phone=f"07700 9004{i:02d}"),
+            ],
+            batch=1,
+        )
+        await ingest(
+            rt, brand, [ev(f"f{i}c", first=f1, email=f"p{i}@fit-mail.com", phone=f"0770090040{i}")]
+        )
+    items = (await client.get("/v1/reviews?limit=50", headers=brand.auth("read"))).json()["data"]
+    assert len(items) == 6
+    for item in items:
+        names = {p["name"] for p in item["profiles"]}
+        verb = "approve" if len(names) == 1 else "reject"
+        resp = await client.post(f"/v1/reviews/{item['id']}/{verb}", headers=brand.auth("admin"))
+        assert resp.status_code == 200
+    async with rt.pool.acquire() as conn:
+        b = await brands.get_brand_by_id(conn, brand.id)
+        report = await fit_brand(conn, brand.id, IdentityConfig.of(b).model, apply=True)
+        stored = (await brands.get_brand_by_id(conn, brand.id)).settings["identity"]
+    assert report.labels == 6 and report.positives == 4
+    assert set(report.before) == {"log_loss", "auto_merge_precision", "auto_merge_recall"}
+    assert report.applied == ("model" in stored)
+    if report.applied:
+        assert report.after["log_loss"] <= report.before["log_loss"]

@@ -225,3 +225,22 @@ async def test_brand_thresholds_are_per_brand(rt):
         )
         == 1
     )
+
+
+async def test_households_are_linked_not_merged(rt, brand):
+    home = {"address": "12 Orchard Lane", "postcode": "m1 1ae", "city": "Manchester"}
+    a = ev("h1", first="Priya", last="Shah", email="priya@shah-mail.com")
+    a["traits"].update(home)
+    b = ev("h2", first="Arjun", last="Shah", email="arjun@shah-mail.com")
+    b["traits"].update({**home, "postcode": "M1 1AE", "address": "12, Orchard Ln"})
+    c = ev("h3", first="Mira", last="Shah", source="pos", phone="0161 496 0000", loyalty_id="MS1")
+    d = ev("h4", first="Dev", last="Shah", source="pos", phone="01614960000", loyalty_id="DS1")
+    await ingest(rt, brand, [a, b, c, d], batch=1)
+    assert await live_profiles(rt, brand.id) == 4
+    rows = await rt.pool.fetch(
+        "SELECT name_norm, household_id FROM profiles WHERE brand_id = $1 ORDER BY name_norm",
+        brand.id,
+    )
+    hh = {r["name_norm"]: r["household_id"] for r in rows}
+    assert hh["priya shah"] is not None and hh["priya shah"] == hh["arjun shah"]
+    assert hh["mira shah"] is not None and hh["mira shah"] == hh["dev shah"]
