@@ -324,6 +324,40 @@ def generate(
         typer.echo(f"  {source:12} {n}")
 
 
+@app.command("mcp")
+def mcp_stdio(
+    brand: str = typer.Option(..., "--brand", help="Brand slug whose customers the tools read."),
+    pii: bool = typer.Option(
+        False, "--pii", help="Show personal data (emails, phones, names, messages) in clear."
+    ),
+    warm: bool = typer.Option(
+        False, "--warm", help="Instead: refresh the brand's cached analytics answers, then exit."
+    ),
+) -> None:
+    """Serve the MCP tools over stdio, for Claude Desktop and other local MCP clients."""
+    import json
+
+    from core import brands
+    from mcp_server.server import build_server
+
+    async def go(rt: Any) -> None:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+        if warm:
+            from mcp_server.warm import warm as refresh
+
+            def show(name: str, args: dict, seconds: float, error: str | None) -> None:
+                status = f"error: {error}" if error else "ok"
+                typer.echo(f"{name:18} {json.dumps(args):45} {seconds:7.2f} s  {status}")
+
+            await refresh(rt, b.id, show)
+            return
+        # stdout is the protocol channel: nothing else may print there (logs go to stderr).
+        await build_server(lambda: rt, brand_id=b.id, allow_pii=pii).run_stdio_async()
+
+    _run(go)
+
+
 @app.command()
 def worker() -> None:
     """Run the stream worker (consumes events.raw of every brand) until interrupted."""
@@ -584,6 +618,163 @@ def identity_fit(
     for name in ("log_loss", "auto_merge_precision", "auto_merge_recall"):
         typer.echo(f"  {name:22} before {report.before[name]:.4f}  after {report.after[name]:.4f}")
     typer.echo("model stored for the brand" if report.applied else "model not changed")
+
+
+automation_app = typer.Typer(help="Automations: triggers and safe actions.", no_args_is_help=True)
+app.add_typer(automation_app, name="automation")
+
+
+async def _automation_brand(rt: Any, slug: str) -> Any:
+    from core import brands
+
+    async with rt.pool.acquire() as conn:
+        return await brands.get_brand(conn, slug)
+
+
+@automation_app.command("create")
+def automation_create(
+    file: str = typer.Argument(..., help="JSON file: name, trigger, conditions, action, ..."),
+    brand: str = typer.Option(..., "--brand"),
+) -> None:
+    """Create an automation from a JSON file (disabled and in dry run unless it says so)."""
+    from pathlib import Path
+
+    import orjson
+    from pydantic import ValidationError
+
+    from automations import service
+    from automations.models import AutomationSpec
+
+    try:
+        spec = AutomationSpec.model_validate(orjson.loads(Path(file).read_bytes()))
+    except FileNotFoundError:
+        typer.echo(f"error: no such file: {file}", err=True)
+        raise typer.Exit(1) from None
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    async def go(rt: Any) -> tuple[Any, str | None]:
+        b = await _automation_brand(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return await service.create(conn, rt.keyring, b.id, spec)
+
+    automation, secret = _run(go)
+    state = "enabled" if automation.enabled else "disabled"
+    typer.echo(
+        f"created {automation.id} {automation.name!r} ({state}, dry run {automation.dry_run})"
+    )
+    if secret:
+        typer.echo(f"webhook signing secret (shown once): {secret}")
+
+
+@automation_app.command("list")
+def automation_list(brand: str = typer.Option(..., "--brand")) -> None:
+    """List a brand's automations."""
+    from automations import service
+
+    async def go(rt: Any) -> list[dict]:
+        b = await _automation_brand(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return (await service.list_page(conn, b.id, 200, None))["data"]
+
+    for a in _run(go):
+        state = "enabled" if a["enabled"] else "disabled"
+        mode = "dry-run" if a["dry_run"] else "live"
+        typer.echo(
+            f"{a['id']}\t{state}\t{mode}\t{a['trigger']['type']}\t{a['action']['type']}\t{a['name']}"
+        )
+
+
+def _automation_patch(brand: str, automation_id: str, **fields: Any) -> Any:
+    from uuid import UUID
+
+    from automations import service
+    from automations.models import AutomationPatch
+
+    async def go(rt: Any) -> Any:
+        b = await _automation_brand(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return await service.update(conn, b.id, UUID(automation_id), AutomationPatch(**fields))
+
+    return _run(go)
+
+
+@automation_app.command("enable")
+def automation_enable(
+    automation_id: str,
+    brand: str = typer.Option(..., "--brand"),
+    live: bool = typer.Option(False, "--live", help="Also leave dry run: really send."),
+) -> None:
+    """Switch an automation on (state triggers are armed: only changes from now fire)."""
+    a = _automation_patch(brand, automation_id, enabled=True, dry_run=False if live else None)
+    typer.echo(f"enabled {a.id} ({'dry run' if a.dry_run else 'live'})")
+
+
+@automation_app.command("disable")
+def automation_disable(automation_id: str, brand: str = typer.Option(..., "--brand")) -> None:
+    """Switch an automation off (its queued runs are cancelled when they come due)."""
+    a = _automation_patch(brand, automation_id, enabled=False)
+    typer.echo(f"disabled {a.id}")
+
+
+@automation_app.command("test")
+def automation_test(
+    automation_id: str,
+    brand: str = typer.Option(..., "--brand"),
+    profile: str = typer.Option(..., "--profile", help="Profile id to evaluate."),
+) -> None:
+    """Dry evaluation for one person: trigger, conditions, safety and the message (JSON)."""
+    from uuid import UUID
+
+    import orjson
+
+    from automations import service
+    from automations.config import automation_settings
+
+    async def go(rt: Any) -> dict:
+        b = await _automation_brand(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return await service.dry_test(
+                conn, rt.keyring, automation_settings(rt), b.id, UUID(automation_id), UUID(profile)
+            )
+
+    typer.echo(orjson.dumps(_run(go), default=str, option=orjson.OPT_INDENT_2).decode())
+
+
+@automation_app.command("runs")
+def automation_runs(
+    automation_id: str,
+    brand: str = typer.Option(..., "--brand"),
+    status: str = typer.Option(None, help="Only runs with this status."),
+    limit: int = typer.Option(50),
+) -> None:
+    """Recent runs: when, status, person, trigger reason, error, provider message id."""
+    from uuid import UUID
+
+    from automations import service
+
+    async def go(rt: Any) -> list[dict]:
+        b = await _automation_brand(rt, brand)
+        async with rt.pool.acquire() as conn:
+            page = await service.runs_page(
+                conn, b.id, UUID(automation_id), status=status, limit=limit, cursor=None
+            )
+        return page["data"]
+
+    for r in _run(go):
+        typer.echo(
+            f"{r['created_at']:%Y-%m-%d %H:%M}\t{r['status']}\t{r['profile_id']}\t"
+            f"{r['trigger_reason']}\t{r['error'] or ''}\t{r['provider_message_id'] or ''}"
+        )
+
+
+@automation_app.command("run")
+def automation_run() -> None:
+    """Run the automation runner (streams, due runs, sweeps) until interrupted."""
+    from automations.scheduler import run_automations
+
+    _run(run_automations)
 
 
 def main() -> None:

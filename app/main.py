@@ -119,7 +119,13 @@ def create_app(
 def _routers() -> list[Callable[[FastAPI], None]]:
     """Each package that serves HTTP contributes an `include(app)`."""
     from identity import api as identity_api
+    from identity import profiles_api
     from ingestion import api as ingestion_api
     from ingestion import segment
 
-    return [ingestion_api.include, segment.include, identity_api.include]
+    return [
+        ingestion_api.include,
+        segment.include,
+        identity_api.include,
+        profiles_api.include,
+    ]

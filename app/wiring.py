@@ -9,7 +9,9 @@ from typing import Any
 def background_tasks(*, worker: bool = True) -> list[Callable[[Any], Awaitable[None]]]:
     tasks: list[Callable[[Any], Awaitable[None]]] = []
     if worker:
+        from identity.privacy import run_privacy_jobs
         from ingestion.worker import run_worker
 
         tasks.append(run_worker)
+        tasks.append(run_privacy_jobs)
     return tasks

@@ -75,15 +75,16 @@ SELECT DISTINCT ON (order_id) order_id, profile_id FROM events
 WHERE brand_id = $1 AND order_id = ANY($2::text[]) AND type IN ('purchase', 'checkout_start')
 ORDER BY order_id, occurred_at"""
 
+# id -> the live end of its merged_into chain (the id itself when it is live).
 FOLLOW_MERGED = """
-WITH RECURSIVE chain(id, target, depth) AS (
-    SELECT id, merged_into, 0 FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[])
+WITH RECURSIVE chain(id, cur, depth) AS (
+    SELECT id, id, 0 FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[])
     UNION ALL
     SELECT c.id, p.merged_into, c.depth + 1 FROM chain c
-    JOIN profiles p ON p.brand_id = $1 AND p.id = c.target
-    WHERE c.target IS NOT NULL AND c.depth < 50
+    JOIN profiles p ON p.brand_id = $1 AND p.id = c.cur
+    WHERE p.merged_into IS NOT NULL AND c.depth < 50
 )
-SELECT DISTINCT ON (id) id, target FROM chain ORDER BY id, depth DESC"""
+SELECT DISTINCT ON (id) id, cur AS target FROM chain ORDER BY id, depth DESC"""
 
 INSERT_PROFILES = """
 INSERT INTO profiles (brand_id, id, created_at, first_seen, last_seen, name_norm, traits_enc,

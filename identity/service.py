@@ -770,8 +770,10 @@ async def resolve_batch(
         for ev in events
     ]
     refs = sorted({k.ref for keys in per_event for k in keys})
-    blocked = await repo.suppressed(conn, brand.id, refs)
+    # Suppressions are read under the identifier locks a privacy delete also takes, so an
+    # event racing a delete cannot re-create the person.
     await repo.lock_keys(conn, brand.id, [f"{k}:{h.hex()}" for k, h in refs if (k, h)])
+    blocked = await repo.suppressed(conn, brand.id, refs)
     for r in await repo.lookup(conn, brand.id, [r for r in refs if r not in blocked]):
         ref = (r["kind"], bytes(r["hash"]))
         batch.owner[ref] = r["profile_id"]
