@@ -74,29 +74,77 @@ def pairs_in_blocks(
     return np.minimum(a, b), np.maximum(a, b), int(starts.size), int(oversized.sum()), big_keys
 
 
+def _compatible(keys: np.ndarray, vocab: np.ndarray) -> np.ndarray:
+    """same_person_names for rows of (first, last, first, last) name codes (-1 = none),
+    computed once per distinct row."""
+    if keys.shape[0] == 0:
+        return np.ones(0, dtype=bool)
+    columns = [keys[:, i] for i in range(4)]
+    key_codes, uniq = pd.factorize(row_key(*columns))
+    firsts = np.full(len(uniq), -1, dtype=np.int64)
+    firsts[key_codes[::-1]] = np.arange(key_codes.size)[::-1]
+    text = np.append(vocab, "")  # code -1 reads ""
+    names = [text[c[firsts]] for c in columns]
+    ok = np.array([same_person_names(*row) for row in zip(*names, strict=True)], dtype=bool)
+    return ok[key_codes]
+
+
+def row_key(*codes: np.ndarray) -> np.ndarray:
+    """One int64 per row of several code arrays (-1 allowed), for hashing distinct rows."""
+    key = np.zeros(codes[0].size, dtype=np.int64)
+    for c in codes:
+        part_codes, part = pd.factorize(c)
+        key = pd.factorize(key * (len(part) + 1) + part_codes)[0].astype(np.int64)
+    return key
+
+
+def name_conflicts(
+    group: np.ndarray, first: np.ndarray, last: np.ndarray, vocab: np.ndarray
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Groups (identifier values, clusters) holding two records whose names cannot belong to
+    one person (`same_person_names`). Returns their ids, and the distinct (group, first,
+    last) rows of those groups. Vectorised: names are compared once per distinct pair."""
+    use = (group >= 0) & (first >= 0)
+    frame = pd.DataFrame({"g": group[use], "f": first[use], "l": last[use]}).drop_duplicates()
+    frame = frame[frame.groupby("g").f.transform("nunique") >= 2]
+    pairs = frame.merge(frame, on="g")
+    pairs = pairs[pairs.f_x < pairs.f_y]
+    keys = pairs[["f_x", "l_x", "f_y", "l_y"]].to_numpy(dtype=np.int64)
+    bad = np.unique(pairs.g.to_numpy()[~_compatible(keys, vocab)])
+    return bad, frame[frame.g.isin(bad)]
+
+
 def distinct_people(
-    codes: np.ndarray, first: np.ndarray, last: np.ndarray, names: np.ndarray
+    codes: np.ndarray, first: np.ndarray, last: np.ndarray, names: np.ndarray, *, cap: int
 ) -> np.ndarray:
     """Per value code: how many different people carry it, judged by their names.
 
-    Names that `name_level` finds compatible (exact, nickname, typo, initial) or that are
-    the same name with first and last swapped count as one person, so "Freya", "Fresa" and
-    "F." on one email are one person while "John" and "Jane" on one landline are two.
-    Records without a first name do not count. Only values carried by two or more distinct
-    first names need the (Python) grouping; the grouping runs on sorted names, so it does
-    not depend on row order.
+    Names that `same_person_names` finds compatible (exact, nickname, typo, initial, fields
+    swapped) count as one person, so "Freya", "Fresa" and "F." on one email are one person
+    while "John" and "Jane" on one landline are two. Records without a first name do not
+    count. Only values holding incompatible names need the (Python) greedy grouping, which
+    runs on sorted names so it does not depend on row order. Values on more than `cap`
+    records are shared whatever the names say: they get `cap` without being examined.
     """
     n_values = int(codes.max(initial=-1)) + 1
     people = np.ones(n_values, dtype=np.int32)
-    use = (codes >= 0) & (first >= 0)
-    frame = pd.DataFrame({"v": codes[use], "f": first[use], "l": last[use]}).drop_duplicates()
-    several = frame.groupby("v").f.transform("nunique") >= 2
-    for value, group in frame[several].groupby("v"):
-        pairs = sorted({(names[f], names[ln] if ln >= 0 else "") for f, ln in zip(group.f, group.l, strict=True)})
+    has = codes >= 0
+    crowded = np.bincount(codes[has], minlength=n_values) > cap
+    people[crowded] = cap
+    examine = codes.copy()
+    examine[has] = np.where(crowded[codes[has]], -1, codes[has])
+    _, frame = name_conflicts(examine, first, last, names)
+    text = np.append(names, "")  # code -1 reads ""
+    frame = frame.sort_values("g", kind="stable")
+    g, f, ln = (frame[c].to_numpy() for c in ("g", "f", "l"))
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else g
+    for start, stop in zip(starts, np.r_[starts[1:], g.size][: starts.size], strict=True):
+        value = int(g[start])
+        found = sorted(set(zip(text[f[start:stop]], text[ln[start:stop]], strict=True)))
         reps: list[tuple[str, str]] = []
-        for f, ln in pairs:
-            if not any(same_person_names(f, ln, rf, rl) for rf, rl in reps):
-                reps.append((f, ln))
+        for given, family in found:
+            if not any(same_person_names(given, family, rf, rl) for rf, rl in reps):
+                reps.append((given, family))
         people[value] = len(reps)
     return people
 
@@ -137,5 +185,7 @@ def candidate_pairs(
     if not chunks:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, stats
-    ids = np.unique(np.concatenate(chunks))
+    ids = np.concatenate(chunks)
+    ids.sort(kind="stable")
+    ids = ids[np.r_[True, ids[1:] != ids[:-1]]] if ids.size else ids
     return ids // n, ids % n, stats

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from rapidfuzz.fuzz import token_set_ratio
 from rapidfuzz.process import cpdist
 
-from identity._bulk_normalize import Prepared
+from identity._blocking import row_key
+from identity._bulk_normalize import Prepared, codes_of
 from identity._compare import (
     ADDRESS_SIMILAR,
     HOUSEHOLD,
@@ -26,7 +28,12 @@ from identity._compare import (
 )
 from identity.scoring import ScoringModel
 
-ID_COMPARISONS = {"email": "email", "phone": "phone", "loyalty_id": "loyalty_id", "external": "external"}
+ID_COMPARISONS = {
+    "email": "email",
+    "phone": "phone",
+    "loyalty_id": "loyalty_id",
+    "external": "external",
+}
 
 
 @dataclass
@@ -53,8 +60,7 @@ def _pick(n: int, choices: list[tuple[np.ndarray, int]]) -> np.ndarray:
 def _pairwise_unique(a: np.ndarray, b: np.ndarray, fn, width: int) -> np.ndarray:
     """fn(unique (a, b) code pairs) broadcast back to rows; pairs are unordered."""
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo.astype(np.int64) * width + hi
-    uniq, inverse = np.unique(key, return_inverse=True)
+    inverse, uniq = pd.factorize(lo.astype(np.int64) * width + hi)
     return fn(uniq // width, uniq % width)[inverse]
 
 
@@ -73,7 +79,7 @@ def _name_levels(prep: Prepared, a: np.ndarray, b: np.ndarray, *, first: bool) -
 
         def levels(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return np.array(
-                [index[name_level(names[i], names[j], first=first)] for i, j in zip(x, y, strict=True)],
+                [index[str(name_level(names[i], names[j], first=first))] for i, j in zip(x, y, strict=True)],
                 dtype=np.int8,
             )  # fmt: skip
 
@@ -92,7 +98,7 @@ def _dob_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _same_street(prep: Prepared, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     both = (a >= 0) & (b >= 0)
-    na, nb = prep.street_numbers[a.clip(0)], prep.street_numbers[b.clip(0)]
+    na, nb = prep.street_numbers[a], prep.street_numbers[b]  # code -1 reads the last: none
     numbers_ok = (na < 0) | (nb < 0) | (na == nb)
     out = both & (a == b)
     fuzzy = both & (a != b) & numbers_ok
@@ -108,19 +114,40 @@ def _same_street(prep: Prepared, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _crossed(
-    prep: Prepared, fa: np.ndarray, la: np.ndarray, fb: np.ndarray, lb: np.ndarray
+    prep: Prepared,
+    fa: np.ndarray,
+    la: np.ndarray,
+    fb: np.ndarray,
+    lb: np.ndarray,
+    last: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(first, last) levels in NAME_LEVELS numbering from `name_levels`, per distinct
-    combination of the four name codes."""
-    key = np.stack([fa, la, fb, lb], axis=1) + 1
-    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
-    vocab = np.append(prep.names, "")  # code -1 reads ""
+    """(first, last) levels in NAME_LEVELS numbering for pairs whose first names disagree:
+    `name_levels` (swapped fields) where the crossed names share an initial, else as is."""
     index = {name: i for i, name in enumerate(NAME_LEVELS)}
-    out = np.empty((len(uniq), 2), dtype=np.int8)
-    for row, (f1, l1, f2, l2) in enumerate(uniq - 1):
-        first, last = name_levels(vocab[f1], vocab[l1], vocab[f2], vocab[l2])
-        out[row] = (index.get(first, -1), index.get(last, -1))
-    return out[inverse.ravel(), 0], out[inverse.ravel(), 1]
+    first = np.full(fa.size, index["other"], dtype=np.int8)
+    last = last.copy()
+    initial = np.append(codes_of([s[0] for s in prep.names])[0], -2)  # -1 (no name) -> -2
+    gate = ((initial[fa] == initial[lb]) & (lb >= 0)) | ((initial[la] == initial[fb]) & (la >= 0))
+    rows = np.flatnonzero(gate)
+    if rows.size:
+        sub = [fa[rows], la[rows], fb[rows], lb[rows]]
+        key_codes, uniq = pd.factorize(row_key(*sub))
+        vocab = np.append(prep.names, "")  # code -1 reads ""
+        firsts = key_codes_first(key_codes, len(uniq))
+        text = [vocab[c[firsts]] for c in sub]
+        out = np.empty((len(uniq), 2), dtype=np.int8)
+        for i, names in enumerate(zip(*text, strict=True)):
+            levels = name_levels(*names)
+            out[i] = (index.get(str(levels[0]), -1), index.get(str(levels[1]), -1))
+        first[rows], last[rows] = out[key_codes, 0], out[key_codes, 1]
+    return first, last
+
+
+def key_codes_first(key_codes: np.ndarray, n: int) -> np.ndarray:
+    """For each of `n` distinct keys, the index of its first row."""
+    first = np.full(n, -1, dtype=np.int64)
+    first[key_codes[::-1]] = np.arange(key_codes.size)[::-1]
+    return first
 
 
 ADDRESS_LEVELS = ("full", "postcode", "street", "area", "other")
@@ -202,17 +229,20 @@ def pair_levels(
     # go through the scalar `name_levels`, once per distinct combination of names.
     other = np.flatnonzero(first == NAME_LEVELS.index("other"))
     if other.size:
-        first[other], last[other] = _crossed(prep, fa[other], la[other], fb[other], lb[other])
+        first[other], last[other] = _crossed(
+            prep, fa[other], la[other], fb[other], lb[other], last[other]
+        )
     # Last names: plain levels in last-name order, or the household-conditional pair at home.
     to_plain = np.array([0, -1, 1, 2, -1, 3], dtype=np.int8)
+    other_code = NAME_LEVELS.index("other")
     last = np.select(
-        [last < 0, household & (last == 0), household],
-        [np.int8(-1), np.int8(4), np.int8(5)],
+        [last < 0, household & (last == 0), household & (last == other_code), household],
+        [np.int8(-1), np.int8(4), np.int8(6), np.int8(5)],
         default=to_plain[last.clip(0)],
     ).astype(np.int8)
     codes["first_name"], names["first_name"] = first, NAME_LEVELS
     codes["last_name"], names["last_name"] = last, (
-        "exact", "jw92", "jw80", "other", "exact_household", "differs_household",
+        "exact", "jw92", "jw80", "other", "exact_household", "fuzzy_household", "other_household",
     )  # fmt: skip
     dob = _dob_levels(prep.dob[left], prep.dob[right])
     codes["dob"], names["dob"] = dob, ("exact", "close", "other")

@@ -1,291 +1,312 @@
 """Column-wise normalization of a customer file into integer codes (private to `identity`).
 
-Every normalizer runs once per distinct raw value, never per row: a file of a million rows
-has far fewer distinct first names, cities or dates. The expensive ones (emails, phones,
-addresses) are spread over worker processes when the file is large. The per-value functions
-are exactly those of `identity.normalize`, so bulk and single-event resolution agree.
+Each column is factorized and normalized once per distinct raw value (a million rows hold far
+fewer distinct names, cities or dates). The columns are independent tasks -- phones, emails,
+places, names, ids -- shared among worker processes for large files, largest first. Cheap
+clean-ups that cannot change a normalizer's answer (trimming and lower-casing an email,
+dropping the spaces, dashes and brackets of a digits-only phone) first merge spelling variants
+of one value. The per-value functions are those of `identity.normalize` (emails and
+phones of printable ASCII go through pyarrow kernels, `_bulk_email` / `_bulk_phone`, that give
+the same answers), so bulk and single-event resolution agree.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
-from multiprocessing import get_context
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import phonenumbers
 
+from identity import _bulk_email, _bulk_phone
+from identity._bulk_values import (
+    _address_clean,
+    _dob_number,
+    _email_clean,
+    _fill,
+    _identifier_status,
+    _local,
+    _map_distinct,
+    _phone_clean,
+    _postcode,
+    _postcode_clean,
+    _regions,
+    _source,
+    _street_line,
+    _with_region,
+    codes_of,
+)
 from identity._names import soundex
 from identity._traits import address_numbers
 from identity.normalize import (
-    country_code,
-    external_id,
     normalize_address,
     normalize_city,
-    normalize_email,
-    normalize_id,
     normalize_name_part,
-    normalize_phone,
     normalize_postcode,
-    parse_dob,
     postcode_district,
     split_full_name,
 )
 
-# Below this many distinct values a worker pool costs more than it saves.
-PARALLEL_MIN_VALUES = 40_000
-OK, INVALID, PLACEHOLDER = 0, 1, 2
+# Below this many rows one process is faster than shipping columns to workers.
+PARALLEL_MIN_ROWS = 60_000
+IDENTIFIERS = ("email", "phone", "loyalty_id", "external")
+
+
+def _empty() -> np.ndarray:
+    return np.empty(0, dtype=np.int64)
 
 
 @dataclass
 class Prepared:
-    """A customer file as codes: -1 means missing (or invalid, or a placeholder)."""
+    """A customer file as integer codes per field; -1 means missing (or invalid, or a
+    placeholder). `names` and `streets` are the vocabularies behind the name and street
+    codes (first and last names share one vocabulary so swapped fields compare);
+    `street_numbers` codes the house/flat numbers of each street vocabulary entry."""
 
     n: int
     ids: dict[str, np.ndarray] = field(default_factory=dict)
     ext_source: np.ndarray | None = None
     names: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
-    first: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    last: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    name_tokens: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    first_sx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    last_sx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    first_initial: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    last3: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    dob: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    first: np.ndarray = field(default_factory=_empty)
+    last: np.ndarray = field(default_factory=_empty)
+    name_tokens: np.ndarray = field(default_factory=_empty)
+    last_sx: np.ndarray = field(default_factory=_empty)
+    first_initial: np.ndarray = field(default_factory=_empty)
+    last3: np.ndarray = field(default_factory=_empty)
+    dob: np.ndarray = field(default_factory=_empty)
     streets: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
-    street: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    street_numbers: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    postcode: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    district: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    city: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    street: np.ndarray = field(default_factory=_empty)
+    street_numbers: np.ndarray = field(default_factory=_empty)
+    postcode: np.ndarray = field(default_factory=_empty)
+    district: np.ndarray = field(default_factory=_empty)
+    city: np.ndarray = field(default_factory=_empty)
     invalid: dict[str, int] = field(default_factory=dict)
     placeholders: dict[str, int] = field(default_factory=dict)
 
 
-def _codes(values: Sequence[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pandas.factorize with None/"" as missing (-1)."""
-    arr = pd.array(values, dtype="string") if not isinstance(values, pd.Series) else values
-    ser = pd.Series(arr).replace("", None)
-    codes, uniques = pd.factorize(ser, use_na_sentinel=True)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+def _identifier_task(
+    kind: str, raw: np.ndarray, param: Any, regions: np.ndarray | None
+) -> dict[str, Any]:
+    """One identifier column: row codes, vocabulary, invalid and placeholder counts."""
+    normalize = _identifier_status(kind, param)
+    if regions is not None and len(distinct := pd.unique(regions)) == 1:
+        region = str(distinct[0])  # phones of one country: vectorised (`_bulk_phone`)
+        rows, distinct_texts = codes_of(raw)
+        results = _bulk_phone.phones(
+            list(distinct_texts), region, lambda t: normalize(f"{t}\x00{region}")
+        )
+    elif regions is not None:  # several countries: each number read in its row's region
+        rows, keys = _with_region(raw, regions, _phone_clean)
+        results = _phones_by_region(keys, normalize)
+    elif kind == "email" and not param:  # without provider rules: vectorised
+        rows, cleaned = _map_distinct(raw, _email_clean, _email_clean)
+        results = _bulk_email.emails(cleaned, normalize)
+    else:
+        clean = _email_clean if kind == "email" else None
+        rows, results = _map_distinct(raw, normalize, clean)
+    status = np.array([s for _, s in results] + [0], dtype=np.int8)[rows]
+    return {
+        kind: _local([v for v, _ in results], rows),
+        "counts": {kind: (int((status == 1).sum()), int((status == 2).sum()))},
+    }
 
 
-def _identifier_chunk(kind: str, params: tuple, values: list[str]) -> list[tuple[str | None, int]]:
-    """Normalize distinct raw values of one kind (runs in a worker): (value, status)."""
-    out = []
-    for raw in values:
-        if kind == "email":
-            n = normalize_email(raw, provider_rules=params[0])
-        elif kind == "phone":
-            n = normalize_phone(raw, region=params[0])
-        elif kind == "external":
-            n = external_id(params[0], raw)
-        else:
-            n = normalize_id(kind, raw)
-        status = OK if n.matchable else INVALID if not n.valid else PLACEHOLDER
-        out.append((n.value if status == OK else None, status))
+def _phones_by_region(
+    keys: list[str], normalize: Callable[[str], tuple[str | None, int]]
+) -> list[tuple[str | None, int]]:
+    """Normalize "number\x00region" keys, vectorised per region (`_bulk_phone`)."""
+    by_region: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_region.setdefault(key.rsplit("\x00", 1)[1], []).append(i)
+    out: list[tuple[str | None, int]] = [(None, 1)] * len(keys)
+    for region, members in by_region.items():
+        texts = [keys[i].rsplit("\x00", 1)[0] for i in members]
+
+        def scalar(text: str, region: str = region) -> tuple[str | None, int]:
+            return normalize(f"{text}\x00{region}")
+
+        found = _bulk_phone.phones(texts, region, scalar)
+        for i, result in zip(members, found, strict=True):
+            out[i] = result
     return out
 
 
-def _address_chunk(values: list[str]) -> list[str]:
-    return [normalize_address(v) for v in values]
+def _names_task(col: dict[str, np.ndarray]) -> dict[str, Any]:
+    first, last = col.get("first_name"), col.get("last_name")
+    if "full_name" in col:
+        split_rows, split = _map_distinct(col["full_name"], split_full_name)
+        parts = np.array([*split, ("", "")], dtype=object)[split_rows]
+        first = _fill(first, np.array([p[0] for p in parts], dtype=object))
+        last = _fill(last, np.array([p[1] for p in parts], dtype=object))
+    out: dict[str, Any] = {}
+    for name, values in (("first", first), ("last", last)):
+        if values is not None:
+            out[name] = _local(*reversed(_map_distinct(values, normalize_name_part)))
+    return out
 
 
-class _Mapper:
-    """Applies a per-value function to distinct values, in worker processes when worth it."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _Mapper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-
-    def map(self, fn: Callable[[list[str]], list], values: list[str]) -> list:
-        if self.workers <= 1 or len(values) < PARALLEL_MIN_VALUES:
-            return fn(values)
-        if self._pool is None:
-            # fork: workers start instantly and share the loaded modules; nothing they touch
-            # holds locks (pure functions over strings).
-            ctx = get_context("fork") if "fork" in _start_methods() else None
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-        size = -(-len(values) // (self.workers * 4))
-        chunks = [values[i : i + size] for i in range(0, len(values), size)]
-        out: list = []
-        for part in self._pool.map(fn, chunks):
-            out.extend(part)
-        return out
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
-
-
-def _region_of(country: pd.Series, default: str) -> np.ndarray:
-    """Per-row ISO region from a country column, else the brand's default region."""
-    codes, uniques = _codes(country)
-    default = default.upper()
-    known = phonenumbers.SUPPORTED_REGIONS
-    regions = [cc if (cc := country_code(u)) in known else default for u in uniques] + [default]
-    return np.array(regions, dtype=object)[codes]
-
-
-def _normalize_identifier(
-    mapper: _Mapper, kind: str, raw: pd.Series, params: tuple, prep: Prepared
-) -> np.ndarray:
-    """Codes of matchable normalized values of one identifier column.
-
-    Phones arrive as "raw\x00region" so each is read in its row's country.
-    """
-    raw_codes, uniques = _codes(raw)
-    values = np.empty(len(uniques) + 1, dtype=object)
-    status = np.zeros(len(uniques) + 1, dtype=np.int8)
-    groups: dict[tuple, tuple[list[int], list[str]]] = {}
-    for i, item in enumerate(uniques):
-        if kind == "phone":
-            text, _, region = item.rpartition("\x00")
-            key: tuple = (region,)
+def _places_task(col: dict[str, np.ndarray], regions: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    line = _street_line(col)
+    if line is not None:
+        out["street"] = _local(*reversed(_map_distinct(line, normalize_address, _address_clean)))
+    if "postcode" in col:
+        if len(distinct := pd.unique(regions)) == 1:
+            country = str(distinct[0])
+            rows, found = _map_distinct(
+                col["postcode"], lambda v: normalize_postcode(v, country), _postcode_clean
+            )
+            out["postcode"] = _local(found, rows)
         else:
-            text, key = item, params
-        members, texts = groups.setdefault(key, ([], []))
-        members.append(i)
-        texts.append(text)
-    for key, (members, texts) in groups.items():
-        result = mapper.map(partial(_identifier_chunk, kind, key), texts)
-        for i, (v, st) in zip(members, result, strict=True):
-            values[i], status[i] = v, st
-    row_status = status[raw_codes]
-    present = raw_codes >= 0
-    prep.invalid[kind] = int(((row_status == INVALID) & present).sum())
-    prep.placeholders[kind] = int(((row_status == PLACEHOLDER) & present).sum())
-    return _codes(values[raw_codes])[0]
+            rows, keys = _with_region(col["postcode"], regions)
+            out["postcode"] = _local([_postcode(k) for k in keys], rows)
+    if "city" in col:
+        out["city"] = _local(*reversed(_map_distinct(col["city"], normalize_city)))
+    if "dob" in col:
+        rows, results = _map_distinct(col["dob"], _dob_number)
+        out["dob"] = np.array([*results, 0], dtype=np.int64)[rows]
+    return out
 
 
-def _map_small(raw: pd.Series, fn: Callable[[str], object]) -> np.ndarray:
-    """fn over distinct values, broadcast back to rows (missing -> None)."""
-    codes, uniques = _codes(raw)
-    mapped = np.array([fn(u) for u in uniques] + [None], dtype=object)
-    return mapped[codes]
+def _run_task(task: tuple[str, dict[str, np.ndarray], Any, np.ndarray | None]) -> dict[str, Any]:
+    """Run one normalization task (in a worker process for large files)."""
+    name, col, param, regions = task
+    if name == "names":
+        return _names_task(col)
+    if name == "places":
+        assert regions is not None
+        return _places_task(col, regions)
+    (raw,) = col.values()
+    return _identifier_task(name, raw, param, regions)
+
+
+_FORKED_TASKS: list[Any] = []
+_FORK_LOCK = threading.Lock()
+
+
+def _run_forked_task(index: int) -> dict[str, Any]:
+    return _run_task(_FORKED_TASKS[index])
+
+
+def _tasks(
+    col: dict[str, np.ndarray], columns: dict[str, str], regions: np.ndarray, provider_rules: bool
+) -> list[tuple[str, dict[str, np.ndarray], Any, np.ndarray | None]]:
+    """Independent normalization tasks, largest first (phones, then emails...)."""
+    tasks: list[tuple[str, dict[str, np.ndarray], Any, np.ndarray | None]] = []
+    if "phone" in col:
+        tasks.append(("phone", {"phone": col["phone"]}, None, regions))
+    if "email" in col:
+        tasks.append(("email", {"email": col["email"]}, provider_rules, None))
+    place_fields = ("street_number", "address", "postcode", "city", "dob")
+    places = {f: col[f] for f in place_fields if f in col}
+    if places:
+        tasks.append(("places", places, None, regions))
+    names: dict[str, np.ndarray] = {
+        f: col[f] for f in ("first_name", "last_name", "full_name") if f in col
+    }
+    if names:
+        tasks.append(("names", names, None, None))
+    if "loyalty_id" in col:
+        tasks.append(("loyalty_id", {"loyalty_id": col["loyalty_id"]}, None, None))
+    if "external_id" in col:
+        source = _source(columns["external_id"])
+        tasks.append(("external", {"external_id": col["external_id"]}, source, None))
+    return tasks
 
 
 def prepare(
     df: pd.DataFrame,
-    columns: dict[str, list[str]],
+    columns: dict[str, str],
     *,
     region: str,
     provider_rules: bool,
     workers: int | None = None,
 ) -> Prepared:
-    """Normalize the mapped columns of `df` (field -> column names) into a `Prepared`."""
+    """Normalize the mapped columns of `df` (field -> column) into a `Prepared`."""
     n = len(df)
-    prep = Prepared(n)
     workers = max(1, min(os.cpu_count() or 1, 4) if workers is None else workers)
-    col = {f: df[cs[0]].astype("string").fillna("") for f, cs in columns.items() if cs}
-    regions = (
-        _region_of(col["country"], region)
-        if "country" in col
-        else np.full(n, region.upper(), dtype=object)
-    )
-    with _Mapper(workers) as mapper:
-        if "email" in col:
-            prep.ids["email"] = _normalize_identifier(
-                mapper, "email", col["email"], (provider_rules,), prep
-            )
-        if "phone" in col:
-            phone = col["phone"]
-            keyed = phone.where(phone.str.strip() == "", phone + "\x00" + regions)
-            prep.ids["phone"] = _normalize_identifier(mapper, "phone", keyed, (), prep)
-        if "loyalty_id" in col:
-            prep.ids["loyalty_id"] = _normalize_identifier(
-                mapper, "loyalty_id", col["loyalty_id"], (), prep
-            )
-        if "external_id" in col:
-            source = columns["external_id"][0].strip().lower().replace(":", "_") or "external"
-            prep.ids["external"] = _normalize_identifier(
-                mapper, "external", col["external_id"], (source,), prep
-            )
-            prep.ext_source = np.where(prep.ids["external"] >= 0, 0, -1)
-        _names(prep, col)
-        if "dob" in col:
-            dob = _map_small(col["dob"], parse_dob)
-            prep.dob = np.array([d.year * 10000 + d.month * 100 + d.day if d else 0 for d in dob])
-        else:
-            prep.dob = np.zeros(n, dtype=np.int64)
-        _places(prep, col, regions, mapper)
+    col = {f: df[c].fillna("").astype(str).to_numpy(dtype=object) for f, c in columns.items()}
+    regions = _regions(col.get("country"), region, n)
+    tasks = _tasks(col, columns, regions, provider_rules)
+    if workers == 1 or n < PARALLEL_MIN_ROWS:
+        results = [_run_task(t) for t in tasks]
+    elif "fork" in multiprocessing.get_all_start_methods():
+        # fork: the workers inherit the columns (no pickling a million strings each way) and
+        # the loaded modules; they run pure functions and send back codes and vocabularies.
+        global _FORKED_TASKS
+        with _FORK_LOCK:  # one run at a time hands its columns to forked workers
+            _FORKED_TASKS = tasks
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+                    results = list(pool.map(_run_forked_task, range(len(tasks))))
+            finally:
+                _FORKED_TASKS = []
+    else:
+        with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+            results = list(pool.map(_run_task, tasks))
+    fields: dict[str, Any] = {"counts": {}}
+    for result in results:
+        fields["counts"].update(result.pop("counts", {}))
+        fields.update(result)
+    return _assemble(fields, n)
+
+
+def _assemble(fields: dict[str, Any], n: int) -> Prepared:
+    """The tasks' (row codes, vocabulary) pairs as a `Prepared`, plus derived keys."""
+    prep = Prepared(n)
+    missing = np.full(n, -1, dtype=np.int64)
+
+    def codes(name: str) -> np.ndarray:
+        return fields[name][0] if name in fields else missing
+
+    def vocab(name: str) -> np.ndarray:
+        return fields[name][1] if name in fields else np.empty(0, dtype=object)
+
+    for kind in IDENTIFIERS:
+        if kind in fields:
+            prep.ids[kind] = codes(kind)
+            prep.invalid[kind], prep.placeholders[kind] = fields["counts"][kind]
+    if "external" in prep.ids:
+        prep.ext_source = np.where(prep.ids["external"] >= 0, 0, -1)
+    # One vocabulary for first and last names, so swapped fields compare by code.
+    first_vocab, last_vocab = vocab("first"), vocab("last")
+    merged, prep.names = codes_of(np.concatenate([first_vocab, last_vocab, [None]]))
+    prep.first = _remap(codes("first"), merged[: len(first_vocab)])
+    prep.last = _remap(codes("last"), merged[len(first_vocab) : len(first_vocab) + len(last_vocab)])
+    _derive_names(prep)
+    prep.dob = fields.get("dob", np.zeros(n, dtype=np.int64))
+    prep.street, prep.streets = codes("street"), vocab("street")
+    numbers = codes_of([" ".join(sorted(address_numbers(s))) for s in prep.streets] + [""])[0]
+    prep.street_numbers = numbers  # per street vocabulary entry (last: none)
+    prep.postcode = codes("postcode")
+    district = codes_of([postcode_district(p) for p in vocab("postcode")] + [None])[0]
+    prep.district = district[prep.postcode]
+    prep.city = codes("city")
     return prep
 
 
-def _names(prep: Prepared, col: dict[str, pd.Series]) -> None:
-    n = prep.n
-    empty = pd.Series([""] * n, dtype="string")
-    first, last = col.get("first_name", empty), col.get("last_name", empty)
-    if "full_name" in col:
-        split = _map_small(col["full_name"], split_full_name)
-        f_full = pd.Series([s[0] if s else "" for s in split], dtype="string")
-        l_full = pd.Series([s[1] if s else "" for s in split], dtype="string")
-        first = first.where(first.str.strip() != "", f_full.to_numpy())
-        last = last.where(last.str.strip() != "", l_full.to_numpy())
-    f_norm = _map_small(first, normalize_name_part)
-    l_norm = _map_small(last, normalize_name_part)
-    # One vocabulary for first and last names, so swapped fields compare by code.
-    codes, names = _codes(np.concatenate([f_norm, l_norm]))
-    prep.names = names
-    prep.first, prep.last = codes[:n], codes[n:]
-    tokens = np.array(
-        [" ".join(sorted(f"{a or ''} {b or ''}".split())) for a, b in zip(f_norm, l_norm, strict=True)],
-        dtype=object,
-    )
-    prep.name_tokens = _codes(tokens)[0]
-    sx = np.array([soundex(s) for s in names] + [""], dtype=object)
-    sx_codes = _codes(sx)[0]
-    prep.first_sx, prep.last_sx = sx_codes[prep.first], sx_codes[prep.last]
-    initials = np.array([s[0] for s in names] + [""], dtype=object)
-    prep.first_initial = _codes(initials[prep.first])[0]
-    last3 = np.array([s[:3] for s in names] + [""], dtype=object)
-    prep.last3 = _codes(last3[prep.last])[0]
+def _remap(rows: np.ndarray, new_codes: np.ndarray) -> np.ndarray:
+    """Row codes into a vocabulary -> codes into a merged vocabulary (-1 stays -1)."""
+    return np.append(new_codes, -1)[rows]
 
 
-def _places(
-    prep: Prepared,
-    col: dict[str, pd.Series],
-    regions: np.ndarray,
-    mapper: _Mapper,
-) -> None:
-    n = prep.n
-    if "address" in col or "street_number" in col:
-        parts = [col[f] for f in ("street_number", "address") if f in col]
-        line = parts[0] if len(parts) == 1 else (parts[0] + " " + parts[1]).str.strip()
-        codes, uniques = _codes(line)
-        normalized = np.array(mapper.map(_address_chunk, list(uniques)) + [""], dtype=object)
-        prep.street, prep.streets = _codes(normalized[codes])
-        numbers = np.array([" ".join(sorted(address_numbers(s))) for s in prep.streets] + [""])
-        prep.street_numbers = _codes(numbers[prep.street])[0]
-    else:
-        prep.street = np.full(n, -1, dtype=np.int64)
-        prep.street_numbers = np.full(n, -1, dtype=np.int64)
-    if "postcode" in col:
-        raw = col["postcode"]
-        keyed = raw.where(raw.str.strip() == "", raw + "\x00" + regions)
-        pcs = _map_small(keyed, _postcode_with_region)
-        prep.postcode = _codes(pcs)[0]
-        prep.district = _codes(np.array([postcode_district(p) for p in pcs], dtype=object))[0]
-    else:
-        prep.postcode = np.full(n, -1, dtype=np.int64)
-        prep.district = np.full(n, -1, dtype=np.int64)
-    prep.city = _codes(_map_small(col["city"], normalize_city))[0] if "city" in col else np.full(n, -1)
-
-
-def _postcode_with_region(item: str) -> str | None:
-    value, _, country = item.rpartition("\x00")
-    return normalize_postcode(value, country)
+def _derive_names(prep: Prepared) -> None:
+    """Name keys computed once per vocabulary entry: Soundex, initial, first three letters,
+    and sorted tokens of the full name (for "Lee Wong" == "Wong Lee")."""
+    names = prep.names
+    width = len(names) + 1
+    pair_codes, pairs = pd.factorize((prep.first + 1) * width + prep.last + 1)
+    vocab = np.append(names, "")
+    keys = [
+        " ".join(sorted(f"{vocab[p // width - 1]} {vocab[p % width - 1]}".split())) for p in pairs
+    ]
+    prep.name_tokens = codes_of(keys)[0][pair_codes]
+    prep.last_sx = codes_of([soundex(s) for s in names] + [""])[0][prep.last]
+    prep.first_initial = codes_of([s[0] for s in names] + [""])[0][prep.first]
+    prep.last3 = codes_of([s[:3] for s in names] + [""])[0][prep.last]

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from identity._blocking import name_conflicts
 from identity._compare import same_person_names
 
 
@@ -72,19 +73,14 @@ def _conflicted(
 ) -> np.ndarray:
     """Component labels that hold at least two records in conflict."""
     frame = pd.DataFrame({"c": labels, "d": dob})
-    multi = frame[frame.d > 0].drop_duplicates().groupby("c").d.agg(list)
-    bad = {c for c, ds in multi.items() if len(ds) > 1 and _any_dob_conflict(ds)}
+    frame = frame[frame.d > 0].drop_duplicates()
+    multi = frame[frame.groupby("c").d.transform("size") > 1].groupby("c").d.agg(list)
+    bad = {c for c, ds in multi.items() if _any_dob_conflict(ds)}
     if external is not None:
         ext = pd.DataFrame({"c": labels, "e": external})
         counts = ext[ext.e >= 0].drop_duplicates().groupby("c").size()
         bad |= set(counts[counts > 1].index)
-    people = pd.DataFrame({"c": labels, "f": names.first, "l": names.last})
-    people = people[people.f >= 0].drop_duplicates()
-    several = people[people.groupby("c").f.transform("nunique") > 1]
-    for c, group in several.groupby("c"):
-        pairs = list(zip(group.f.tolist(), group.l.tolist(), strict=True))
-        if any(not names.compatible(a, b) for i, a in enumerate(pairs) for b in pairs[i + 1 :]):
-            bad.add(c)
+    bad |= set(name_conflicts(labels, names.first, names.last, names.vocab)[0].tolist())
     return np.array(sorted(bad), dtype=np.int64)
 
 
@@ -104,7 +100,10 @@ class _Sets:
             int(m): ({int(external[m])} - {-1}) if external is not None else set() for m in members
         }
         self.names = names
-        self.people = {int(m): {names.of(int(m))} - {None} for m in members}
+        self.people: dict[int, set[tuple[int, int]]] = {}
+        for m in members:
+            person = names.of(int(m))
+            self.people[int(m)] = {person} if person is not None else set()
 
     def find(self, x: int) -> int:
         root = x

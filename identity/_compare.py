@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 from rapidfuzz.fuzz import token_set_ratio
 
 from identity._names import nickname_match
@@ -64,10 +65,13 @@ class PairFeatures:
     freq: Mapping[str, int] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=1 << 20)
 def name_level(a: str, b: str, *, first: bool) -> str | None:
     """exact / nickname (first names) / jw92 / jw80 / initial (first names) / other."""
     if not a or not b:
         return None
+    if b < a:
+        a, b = b, a  # one answer whichever record comes first
     if a == b:
         return "exact"
     if first and nickname_match(a, b):
@@ -84,6 +88,10 @@ def name_level(a: str, b: str, *, first: bool) -> str | None:
         return "jw92"
     if sim >= JW_LOW:
         return "jw80"
+    # Jaro-Winkler misses one-key slips in short names ("Mia" / "Mai", "Ian" / "In"); one
+    # edit is no evidence either way ("Ana" / "Ava" are two names), but it is not "other".
+    if OSA.distance(a, b, score_cutoff=1) <= 1:
+        return "jw80"
     return "other"
 
 
@@ -99,16 +107,22 @@ def name_levels(f1: str, l1: str, f2: str, l2: str) -> tuple[str | None, str | N
     other way round: exactly ("Lee Wong" / "Wong Lee"), with a typo or an initial ("Thomas
     Ella" / "E. Thomas"), or with one record holding a single name ("Webb Jessica" /
     "Jessica")."""
+    if (f2, l2) < (f1, l1):
+        f1, l1, f2, l2 = f2, l2, f1, l1  # symmetric: the row order must not matter
     if names_swapped(f1, l1, f2, l2):
         return "exact", "exact"
     first = name_level(f1, f2, first=True)
     last = name_level(l1, l2, first=False)
     if first != "other":
         return first, last
+    # Crossed comparisons are tried only when the crossed names start with the same letter:
+    # cheap to test in bulk, and a swap plus a first-letter typo is not worth the cost.
     if l1 and l2:
         # Either record may be the swapped one: whichever crossed pair is the surname must be
         # close, the other must be compatible first names.
         for surname, given in (((f1, l2), (l1, f2)), ((l1, f2), (f1, l2))):
+            if surname[0][0] != surname[1][0]:
+                continue
             crossed_last = name_level(*surname, first=False)
             if crossed_last in CLOSE_NAMES:
                 crossed_first = name_level(*given, first=True)
@@ -116,9 +130,10 @@ def name_levels(f1: str, l1: str, f2: str, l2: str) -> tuple[str | None, str | N
                     return crossed_first, crossed_last
     elif l1 or l2:
         single, other_last = (f1, l2) if l2 else (f2, l1)
-        crossed_first = name_level(single, other_last, first=True)
-        if crossed_first != "other":
-            return crossed_first, None
+        if single[0] == other_last[0]:
+            crossed_first = name_level(single, other_last, first=True)
+            if crossed_first != "other":
+                return crossed_first, None
     return first, last
 
 
@@ -245,6 +260,6 @@ def compare(
             counts[kind] = count
     first, last = name_levels(a.first_name, a.last_name, b.first_name, b.last_name)
     if last is not None and (home or shared):
-        last = ("exact" if last == "exact" else "differs") + HOUSEHOLD
+        last = ("other" if last == "other" else "fuzzy" if last != "exact" else "exact") + HOUSEHOLD
     levels.update(first_name=first, last_name=last, dob=dob_level(a.dob, b.dob), address=address)
     return PairFeatures(levels, counts)

@@ -97,7 +97,9 @@ def em(
             u_old = [lv.u for lv in comp.levels]
             m_new = _refit(comp, codes[:, col], p, m_old, pseudo_count)
             u_new = _refit(comp, codes[:, col], 1.0 - p, u_old, pseudo_count) if fit_u else u_old
-            delta = max(delta, *(abs(a - b) for a, b in zip(m_new + u_new, m_old + u_old, strict=True)))
+            delta = max(
+                delta, *(abs(a - b) for a, b in zip(m_new + u_new, m_old + u_old, strict=True))
+            )
             ms.append(m_new)
             us.append(u_new)
         model = _with(model, ms, us)
@@ -128,6 +130,8 @@ def from_labels(
         u_old = [lv.u for lv in comp.levels]
         ms.append(_refit(comp, codes[:, col], y.astype(float), m_old, prior_strength))
         us.append(
-            _refit(comp, codes[:, col], (~y).astype(float), u_old, prior_strength) if fit_u else u_old
+            _refit(comp, codes[:, col], (~y).astype(float), u_old, prior_strength)
+            if fit_u
+            else u_old
         )
     return replace(_with(model, ms, us), version=f"{model.version.split('+')[0]}+labels")

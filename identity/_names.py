@@ -7,11 +7,14 @@ import unicodedata
 from functools import lru_cache
 
 # Honorifics dropped from the front of a name, generational suffixes and degrees from the end.
-TITLES = frozenset(
-    "mr mrs ms miss mx dr prof professor sir dame rev revd fr lord lady madam mme mlle herr frau"
-    .split()
+# The first set is never a name; the others ("Lord", "Dean"...) can be, so they are dropped
+# only when another word remains.
+HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "mstr", "messrs"})
+TITLES = HONORIFICS | frozenset(
+    {"prof", "professor", "sir", "dame", "rev", "revd", "fr", "lord", "lady", "madam", "mme"}
+    | {"mlle", "herr", "frau"}
 )
-SUFFIXES = frozenset("jr jnr sr snr ii iii iv phd md esq dds obe mbe cbe".split())
+SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq", "dds"})
 
 # Apostrophes vanish ("O'Brien" -> "obrien"); every other non-letter/digit becomes a space.
 _APOSTROPHES = re.compile(r"['’`´]")
@@ -21,9 +24,10 @@ _SPACES = re.compile(r"\s+")
 
 def fold(value: str) -> str:
     """Casefold and strip accents (NFKD, combining marks dropped); other scripts are kept."""
-    text = unicodedata.normalize("NFKD", value.casefold())
-    if text.isascii():
-        return text
+    if value.isascii():
+        return value.lower()
+    # NFKD before casefolding too: compatibility forms ("𝕬", "Ｊ") decompose to capitals.
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", value).casefold())
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
@@ -33,12 +37,12 @@ def normalize_name_part(value: str | None) -> str:
     if not value:
         return ""
     text = _APOSTROPHES.sub("", fold(value))
-    tokens = _NON_WORD.sub(" ", text).split()
-    while tokens and tokens[0] in TITLES:
+    tokens = [t for t in _NON_WORD.sub(" ", text).split() if not t.isdigit()]
+    while tokens and (tokens[0] in HONORIFICS or (len(tokens) > 1 and tokens[0] in TITLES)):
         tokens.pop(0)
-    while tokens and tokens[-1] in SUFFIXES:
+    while len(tokens) > 1 and tokens[-1] in SUFFIXES:
         tokens.pop()
-    return " ".join(t for t in tokens if not t.isdigit())
+    return " ".join(tokens)
 
 
 def normalize_name(first: str | None, last: str | None = None) -> str:
@@ -68,6 +72,7 @@ def split_full_name(value: str | None) -> tuple[str, str]:
 
 _NICKNAME_GROUPS = (
     "robert bob bobby rob robbie bert",
+    "albert al bert bertie",
     "william bill billy will willie liam",
     "elizabeth liz lizzie beth betty eliza libby lisa",
     "catherine katherine kathryn kate katie kathy cathy kat",
@@ -97,9 +102,11 @@ _NICKNAME_GROUPS = (
     "richard rick ricky dick rich",
     "edward ed eddie ted ned",
     "charles charlie chuck chas",
-    "henry harry hal",
+    "henry harry hal hank",
+    "harry haz hal",
+    "harold harry hal",
     "jonathan jon jonny john",
-    "john jack johnny jon",
+    "john johnny jon",
     "victoria vicky tori",
     "deborah debbie deb",
     "jessica jess jessie",

@@ -25,7 +25,7 @@ _NUMBER_WORD = re.compile(r"^(\d+)(st|nd|rd|th)?$")
 @lru_cache(maxsize=262144)
 def _normalize_address_line(value: str) -> str:
     text = _ADDRESS_NOISE.sub(" ", fold(value).replace("'", ""))
-    out = []
+    out: list[str] = []
     for token in text.split():
         if token in ("no", "number") and not out:
             continue  # "No. 12 High St"
@@ -177,13 +177,13 @@ def _parse_dob_text(text: str, dayfirst: bool, today: date) -> date | None:
     tokens = _DOB_WORDS.findall(text.lower())
     months = [_MONTHS.get(t[:4]) or _MONTHS.get(t[:3]) for t in tokens if t.isalpha()]
     numbers = [t for t in tokens if t.isdigit()]
-    months = [mo for mo in months if mo]
-    if len(months) == 1 and len(numbers) == 2:
+    found = [mo for mo in months if mo is not None]
+    if len(found) == 1 and len(numbers) == 2:
         if len(numbers[0]) == 4 or int(numbers[0]) > 31:
             year_text, day_text = numbers
         else:
             day_text, year_text = numbers
-        return _valid(_year(year_text, today), months[0], int(day_text), today)
+        return _valid(_year(year_text, today), found[0], int(day_text), today)
     return None
 
 

@@ -5,19 +5,26 @@ reads a file, finds the records that belong to one person, and writes `record_id
 (cluster_id = the smallest record id in the cluster, so it is stable across runs and row
 orders). The same rules as single-event resolution apply, in bulk:
 
-1. normalize every column once per distinct value (`identity.normalize`);
-2. drop placeholders (`is_placeholder`) and "shared" identifier values (carried by more than
-   `block_cap` records or by `shared_min_names` distinct first names): nobody links through
-   them;
+1. normalize every column once per distinct value (`identity.normalize`; `_bulk_normalize`
+   spreads the columns over worker processes);
+2. drop placeholders (`is_placeholder`) and "shared" identifier values -- carried by more
+   than `ID_BLOCK_CAP` records, or by `SHARED_MIN_NAMES` people whose first names cannot be
+   one person's: nobody links through them. For the rest, the number of people carrying a
+   value is its frequency (a family landline: 2), which the model uses;
 3. block: exact email, phone, loyalty id, external id; first initial + postcode; date of
    birth + surname Soundex; first three letters of surname + city; street line + first
-   initial. Blocks above their cap
-   produce no pairs (for identifiers that is what makes a value "shared");
-4. compare every candidate pair (`_bulk_compare`, the same levels as `scoring.compare`) and
-   score it with the `ScoringModel`;
-5. link pairs at or above the model's auto-merge threshold that have no strong conflict
+   initial. Name and place blocks above `NAME_BLOCK_CAP` records produce no pairs (common
+   surnames in big cities), and their sizes are reported;
+4. compare every candidate pair (`_bulk_compare`: the same levels as `scoring.compare`, with
+   fuzzy name and street tests run once per distinct pair of values) and score it with the
+   `ScoringModel`;
+5. link pairs at or above the model's auto-merge threshold without a strong conflict
    (`scoring.conflicting_strong`), take connected components, and run the bridge guard
-   (`_cluster`) that splits clusters holding conflicting dates of birth or platform ids.
+   (`_cluster`): a cluster holding conflicting dates of birth, two ids of one platform or
+   first names that cannot be one person's is rebuilt from its strongest links, dropping
+   the weakest links that bridged two people.
+
+Every step works on sets of values and pairs, so the partition does not depend on row order.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ from identity.scoring import ScoringModel
 
 __all__ = ["ALIASES", "FIELDS", "ResolveSummary", "detect_columns", "resolve_file", "resolve_frame"]
 
+# `full_name` fills first/last names where those are empty; `street_number` is prefixed to
+# `address`; `country` picks the region for phones and postcodes; `state` is accepted but not
+# compared (postcode district and city already place a record); an `external_id` column is
+# namespaced by its header ("shopify_id:123").
 FIELDS = (
     "first_name", "last_name", "full_name", "email", "phone", "loyalty_id", "external_id",
     "dob", "street_number", "address", "city", "postcode", "state", "country",
@@ -49,7 +60,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("firstname", "first", "givenname", "forename", "fname", "christianname"),
     "last_name": ("lastname", "last", "surname", "familyname", "lname"),
     "full_name": ("fullname", "name", "customername", "displayname"),
-    "email": ("email", "emailaddress", "mail", "e-mail"),
+    "email": ("email", "emailaddress", "mail"),
     "phone": ("phone", "phonenumber", "mobile", "mobilenumber", "telephone", "tel", "cell",
               "cellphone", "whatsapp", "msisdn"),
     "loyalty_id": ("loyaltyid", "loyalty", "loyaltynumber", "loyaltycard", "membershipid",
@@ -60,7 +71,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "street_number": ("streetnumber", "housenumber", "houseno", "buildingnumber"),
     "address": ("address", "address1", "addressline1", "street", "streetaddress", "line1"),
     "city": ("city", "town", "towncity", "locality"),
-    "postcode": ("postcode", "postalcode", "zip", "zipcode", "postal", "post_code"),
+    "postcode": ("postcode", "postalcode", "zip", "zipcode", "postal"),
     "state": ("state", "county", "province", "region"),
     "country": ("country", "countrycode", "countryname"),
 }  # fmt: skip
@@ -74,7 +85,8 @@ SHARED_MIN_NAMES = 5
 
 @dataclass
 class ResolveSummary:
-    """What a bulk run did; `records_per_second` covers normalization to clustering."""
+    """What a bulk run did. `seconds` is the run's wall time (for `resolve_file`, reading
+    and writing included); `blocks` has one `BlockStats` per blocking rule."""
 
     records: int = 0
     clusters: int = 0
@@ -141,11 +153,15 @@ def detect_columns(
 
 def _record_ranks(ids: pd.Series) -> np.ndarray:
     """Rank of every record id: numeric order when all ids are integers, else text order."""
+    text = ids.to_numpy(dtype=object)
     numeric = pd.to_numeric(ids, errors="coerce")
     if numeric.notna().all() and (numeric == numeric.round()).all():
-        order = np.lexsort((ids.to_numpy(dtype=str), numeric.to_numpy()))
+        values = numeric.to_numpy()
+        order = np.argsort(values, kind="stable")
+        if np.unique(values).size < values.size:  # "7" and "007": break ties by text
+            order = np.lexsort((text.astype(str), values))
     else:
-        order = np.argsort(ids.to_numpy(dtype=str), kind="stable")
+        order = np.argsort(text.astype(str), kind="stable")
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
     return rank
@@ -182,24 +198,27 @@ def _resolve(
     tick = progress or (lambda done, total: None)
     model = model or ScoringModel()
     columns = detect_columns(list(df.columns), id_column=id_column, mapping=mapping)
-    ids = df[id_column].astype("string").fillna("").str.strip()
-    if (ids == "").any():
-        raise ValueError(f"id column {id_column!r} has empty values (row {int((ids == '').argmax()) + 2})")
-    dup = ids[ids.duplicated()]
-    if not dup.empty:
-        raise ValueError(f"id column {id_column!r} has duplicate values, e.g. {dup.iloc[0]!r}")
+    ids = pd.Series(
+        [str(v).strip() for v in df[id_column].fillna("").to_numpy(dtype=object)], dtype=object
+    )
+    blank = np.flatnonzero((ids == "").to_numpy())
+    if blank.size:
+        raise ValueError(f"id column {id_column!r} is empty in data row {int(blank[0]) + 1}")
+    codes, distinct = pd.factorize(ids.to_numpy())
+    if len(distinct) < len(ids):
+        first_dup = ids.to_numpy()[np.flatnonzero(np.bincount(codes) > 1)[0]]
+        raise ValueError(f"id column {id_column!r} has duplicate values, e.g. {first_dup!r}")
     summary = ResolveSummary(records=len(df), columns=columns)
     tick(0, steps)
-    prep = prepare(
-        df, {f: [c] for f, c in columns.items()}, region=region,
-        provider_rules=provider_rules, workers=workers,
-    )  # fmt: skip
+    prep = prepare(df, columns, region=region, provider_rules=provider_rules, workers=workers)
     summary.invalid, summary.placeholders = prep.invalid, prep.placeholders
     tick(1, steps)
     n = prep.n
     freq: dict[str, np.ndarray] = {}
     for kind in list(prep.ids):
-        people = distinct_people(prep.ids[kind], prep.first, prep.last, prep.names)
+        people = distinct_people(
+            prep.ids[kind], prep.first, prep.last, prep.names, cap=ID_BLOCK_CAP
+        )
         prep.ids[kind], freq[kind], values, records = drop_shared(
             prep.ids[kind], people, cap=ID_BLOCK_CAP, min_names=SHARED_MIN_NAMES
         )
@@ -230,6 +249,20 @@ def _resolve(
     summary.seconds = time.perf_counter() - started
     tick(5, steps)
     return out, summary
+
+
+def _read_csv(path: Path, usecols: list[str]) -> pd.DataFrame:
+    """Every value as text (leading zeros and "+" survive), empty cells as "". The pyarrow
+    parser is multi-threaded; pandas' own parser is the fallback."""
+    options: dict[str, object] = {
+        "dtype": str, "keep_default_na": False, "encoding": "utf-8-sig", "usecols": usecols,
+    }  # fmt: skip
+    try:
+        import pyarrow  # noqa: F401
+
+        return pd.read_csv(path, engine="pyarrow", **options).fillna("")
+    except ImportError:
+        return pd.read_csv(path, na_filter=False, **options)
 
 
 def resolve_frame(
@@ -278,17 +311,12 @@ def resolve_file(
         header = next(csv.reader(fh), None)
     if not header:
         raise ValueError(f"{input_path}: empty file, no header row")
+    raw_header = header
     header = [h.strip() for h in header]
     columns = detect_columns(header, id_column=id_column, mapping=mapping)
     wanted = {id_column, *columns.values()}
-    df = pd.read_csv(
-        input_path,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding="utf-8-sig",
-        usecols=lambda c: c.strip() in wanted,
-    )
+    usecols = [h for h in raw_header if h.strip() in wanted]
+    df = _read_csv(input_path, usecols)
     df.columns = [c.strip() for c in df.columns]
     out, summary = _resolve(
         df, id_column=id_column, mapping=mapping, region=region,

@@ -72,7 +72,15 @@ class _Ids:
     """Attribute view of a stored (already validated) identifiers dict: pydantic's
     model_construct costs ~40 us an event on the hot path, this costs nothing."""
 
-    __slots__ = ("cookie_id", "device_id", "email", "external_ids", "loyalty_id", "phone", "whatsapp")
+    __slots__ = (
+        "cookie_id",
+        "device_id",
+        "email",
+        "external_ids",
+        "loyalty_id",
+        "phone",
+        "whatsapp",
+    )
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.email = data.get("email")
@@ -124,4 +132,7 @@ def _key(crypto: BrandCrypto, n: Normalized) -> IdKey:
     )
 
 
-_RANK = {k: STRENGTH_RANK[strength(k)] for k in ("email", "phone", "external", "loyalty_id", "device_id", "cookie_id")}
+_RANK = {
+    k: STRENGTH_RANK[strength(k)]
+    for k in ("email", "phone", "external", "loyalty_id", "device_id", "cookie_id")
+}

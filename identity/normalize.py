@@ -8,9 +8,8 @@ Keyed hashing of the normalized value happens later, in the service; nothing her
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -19,6 +18,14 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 from identity._names import normalize_name, normalize_name_part, soundex, split_full_name
+from identity._phonefast import fast_e164
+from identity._placeholders import (
+    DEFAULT_BLOCKLIST,
+    ID_KINDS,
+    _country_prefix_len,
+    is_placeholder,
+    placeholder_check,
+)
 from identity._traits import (
     country_code,
     normalize_address,
@@ -50,6 +57,7 @@ __all__ = [
     "normalize_phone",
     "normalize_postcode",
     "parse_dob",
+    "placeholder_check",
     "postcode_district",
     "soundex",
     "split_full_name",
@@ -59,7 +67,6 @@ __all__ = [
 STRONG = frozenset({"email", "phone", "external"})
 MEDIUM = frozenset({"loyalty_id"})
 WEAK = frozenset({"device_id", "cookie_id"})
-ID_KINDS = ("loyalty_id", "device_id", "cookie_id")
 Strength = Literal["strong", "medium", "weak"]
 MAX_ID_LENGTH = 200
 
@@ -97,92 +104,6 @@ def strength(kind: str) -> Strength:
     raise ValueError(f"unknown identifier kind: {kind!r}")
 
 
-# Placeholders seen in real customer files. Patterns are matched against the normalized value
-# with shell wildcards; structural rules (repeated or sequential digits) live in code below.
-DEFAULT_BLOCKLIST: Mapping[str, tuple[str, ...]] = {
-    "email": (
-        "test@test.com", "test@example.com", "na@na.com", "none@none.com", "no@no.com",
-        "a@a.com", "abc@abc.com", "x@x.com", "xx@xx.com", "xxx@xxx.com", "email@email.com",
-        "no@email.com", "noemail@*", "no.email@*", "no-email@*", "no_email@*", "nomail@*",
-        "no-mail@*", "noreply@*", "no-reply@*", "no_reply@*", "donotreply@*", "do-not-reply@*",
-        "none@*", "null@*", "unknown@*", "n/a@*", "na@*", "nobody@*", "declined@*",
-        "refused@*", "notprovided@*", "not.provided@*", "noaddress@*", "dummy@*", "fake@*",
-        "*@example.com", "*@example.org", "*@example.net", "*@*.example", "*@*.invalid",
-        "*@*.test", "*@*.localhost", "*@test.com", "*@noemail.com", "*@none.com",
-        "*@nomail.com", "*@mailinator.invalid",
-    ),
-    "phone": (
-        "+440000000000", "+441234567890", "+447000000000", "+447123456789", "+12345678900",
-        "+10000000000", "+15555555555",
-    ),
-    "loyalty_id": ("0", "NONE", "NULL", "NA", "N/A", "UNKNOWN", "TEST", "-"),
-    "device_id": (
-        "00000000-0000-0000-0000-000000000000", "0", "null", "undefined", "unknown", "none",
-    ),
-    "cookie_id": ("0", "null", "undefined", "unknown", "none", "-"),
-    "external": ("*:0", "*:-1", "*:null", "*:none", "*:guest", "*:undefined"),
-}  # fmt: skip
-
-_SEQUENCES = ("01234567890", "12345678901", "9876543210")
-
-
-@lru_cache(maxsize=256)
-def _compiled(kind: str, extra: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[str] | None]:
-    patterns = (*DEFAULT_BLOCKLIST.get(kind, ()), *extra)
-    # Identifier kinds that are case-insensitive compare in lower case.
-    fold = kind in ("email", "device_id", "cookie_id", "external")
-    exact = {p.lower() if fold else p for p in patterns if not any(c in p for c in "*?[")}
-    wild = [fnmatch.translate(p.lower() if fold else p) for p in patterns if p not in exact]
-    regex = re.compile("|".join(wild)) if wild else None
-    return frozenset(exact), regex
-
-
-def _placeholder_digits(digits: str) -> bool:
-    if len(digits) >= 6 and len(set(digits)) == 1:
-        return True
-    # A long run of one digit at the end ("07000 000000") or a dialling sequence.
-    tail = len(digits) - len(digits.rstrip(digits[-1])) if digits else 0
-    return tail >= 7 or (len(digits) >= 8 and any(digits in s or s in digits for s in _SEQUENCES))
-
-
-def is_placeholder(kind: str, normalized: str | None, extra_blocklist: Iterable[str] = ()) -> bool:
-    """True when a normalized value is a known placeholder (test@test.com, 0000000000, ...).
-
-    `extra_blocklist` adds a brand's own patterns (shell wildcards, e.g. the store's phone).
-    """
-    if not normalized:
-        return False
-    kind = "phone" if kind == "whatsapp" else kind
-    exact, regex = _compiled(kind, tuple(extra_blocklist))
-    probe = normalized.lower() if kind in ("email", "device_id", "cookie_id", "external") else normalized
-    if probe in exact or (regex is not None and regex.match(probe)):
-        return True
-    if kind == "phone":
-        national = _national_digits(normalized)
-        return _placeholder_digits(national)
-    if kind == "email":
-        local = probe.split("@", 1)[0]
-        return len(local) >= 3 and len(set(local)) == 1  # aaa@, xxxx@
-    if kind in ID_KINDS or kind == "external":
-        raw = probe.split(":", 1)[-1].replace("-", "")
-        return len(raw) >= 3 and len(set(raw)) == 1
-    return False
-
-
-@lru_cache(maxsize=1024)
-def _country_prefix_len(e164: str) -> int:
-    for size in (1, 2, 3):
-        if int(e164[1 : 1 + size] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            return size
-    return 0
-
-
-def _national_digits(e164: str) -> str:
-    if not e164.startswith("+"):
-        return e164
-    return e164[1 + _country_prefix_len(e164[:4]) :]
-
-
 # --- email --------------------------------------------------------------------------------
 
 _EMAIL = re.compile(
@@ -202,8 +123,40 @@ PLUS_TAG_PROVIDERS = frozenset(
 )  # fmt: skip
 
 
-def _email_invalid(reason: str) -> Normalized:
-    return Normalized("email", None, False, reason)
+def email_value(text: str, provider_rules: bool = False) -> tuple[str | None, str | None]:
+    """(normalized email, None) or (None, reason): `normalize_email` without the wrapper.
+
+    The bulk engine calls this once per distinct value; `text` need not be trimmed.
+    """
+    text = text.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[7:].strip()
+    if not text:
+        return None, "empty"
+    if len(text) > 254:
+        return None, "too_long"
+    if _WHITESPACE.search(text):
+        return None, "whitespace"
+    at = text.count("@")
+    if at != 1:
+        return None, "missing_at" if at == 0 else "multiple_at"
+    m = _EMAIL.match(text)
+    if m is None:
+        local = text.split("@", 1)[0]
+        return None, "bad_local" if not local or len(local) > 64 else "bad_domain"
+    local, domain = m.group("local"), m.group("domain")
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return None, "bad_local"
+    if provider_rules:
+        if domain in GMAIL_DOMAINS:
+            domain = "gmail.com"
+            local = local.split("+", 1)[0].replace(".", "")
+        elif domain in PLUS_TAG_PROVIDERS:
+            local = local.split("+", 1)[0]
+        if not local:
+            return None, "bad_local"
+        text = f"{local}@{domain}"
+    return text, None
 
 
 def normalize_email(
@@ -216,35 +169,10 @@ def normalize_email(
     ignore them, never for arbitrary domains where "a+b@" may be a different mailbox.
     """
     if value is None:
-        return _email_invalid("empty")
-    text = value.strip().lower()
-    if text.startswith("mailto:"):
-        text = text[7:].strip()
-    if not text:
-        return _email_invalid("empty")
-    if len(text) > 254:
-        return _email_invalid("too_long")
-    if _WHITESPACE.search(text):
-        return _email_invalid("whitespace")
-    at = text.count("@")
-    if at != 1:
-        return _email_invalid("missing_at" if at == 0 else "multiple_at")
-    m = _EMAIL.match(text)
-    if m is None:
-        local = text.split("@", 1)[0]
-        return _email_invalid("bad_local" if not local or len(local) > 64 else "bad_domain")
-    local, domain = m.group("local"), m.group("domain")
-    if local.startswith(".") or local.endswith(".") or ".." in local:
-        return _email_invalid("bad_local")
-    if provider_rules:
-        if domain in GMAIL_DOMAINS:
-            domain = "gmail.com"
-            local = local.split("+", 1)[0].replace(".", "")
-        elif domain in PLUS_TAG_PROVIDERS:
-            local = local.split("+", 1)[0]
-        if not local:
-            return _email_invalid("bad_local")
-        text = f"{local}@{domain}"
+        return Normalized("email", None, False, "empty")
+    text, reason = email_value(value, provider_rules)
+    if text is None:
+        return Normalized("email", None, False, reason)
     return Normalized("email", text, True, None, is_placeholder("email", text, blocklist))
 
 
@@ -267,8 +195,32 @@ _PARSE_REASONS = {
 }
 
 
-@lru_cache(maxsize=262144)
-def _phone_e164(text: str, region: str) -> tuple[str | None, str | None]:
+def _phone_e164_once(text: str, region: str) -> tuple[str | None, str | None]:
+    fast = fast_e164(text, region)
+    return fast if fast is not None else _phone_e164_slow(text, region)
+
+
+def _phone_e164_raw(text: str, region: str) -> tuple[str | None, str | None]:
+    result = _phone_e164_once(text, region)
+    # phonenumbers strips a national prefix again from "+44 0...": parse such results until
+    # they stop changing, so normalizing a normalized number is a no-op.
+    for _ in range(3):
+        value = result[0]
+        if value is None or value[1 + _country_prefix_len(value[:4])] != "0":
+            break
+        again = _phone_e164_once(value, region)
+        if again == result:
+            break
+        result = again
+    return result
+
+
+# Events repeat the same few numbers; bulk runs call the uncached function (all distinct).
+_phone_e164 = lru_cache(maxsize=65536)(_phone_e164_raw)
+
+
+def _phone_e164_slow(text: str, region: str) -> tuple[str | None, str | None]:
+    """The reference path: `phonenumbers.parse` and its possibility check."""
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
@@ -282,6 +234,20 @@ def _phone_e164(text: str, region: str) -> tuple[str | None, str | None]:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164), None
 
 
+def phone_value(
+    text: str, region: str = "GB", *, cache: bool = True
+) -> tuple[str | None, str | None]:
+    """(E.164, None) or (None, reason): `normalize_phone` without the wrapper."""
+    if ":" in text:
+        text = _CHANNEL_PREFIX.sub("", text)
+    text = text.strip()
+    if not text:
+        return None, "empty"
+    if len(text) > 64:
+        return None, "too_long"
+    return (_phone_e164 if cache else _phone_e164_raw)(text, region.upper())
+
+
 def normalize_phone(
     value: str | None, *, region: str = "GB", blocklist: Iterable[str] = ()
 ) -> Normalized:
@@ -293,12 +259,7 @@ def normalize_phone(
     """
     if value is None:
         return Normalized("phone", None, False, "empty")
-    text = _CHANNEL_PREFIX.sub("", value.strip()) if ":" in value else value.strip()
-    if not text:
-        return Normalized("phone", None, False, "empty")
-    if len(text) > 64:
-        return Normalized("phone", None, False, "too_long")
-    e164, reason = _phone_e164(text, region.upper())
+    e164, reason = phone_value(value, region)
     if e164 is None:
         return Normalized("phone", None, False, reason)
     return Normalized("phone", e164, True, None, is_placeholder("phone", e164, blocklist))

@@ -6,46 +6,65 @@ factor log2(m/u) bits. The match weight is the prior's log-odds plus those contr
 the probability is its sigmoid, so a 0.80 means "four in five pairs scored like this are the
 same person" (as far as the m/u are right; `fit_em` and `fit_from_labels` re-estimate them).
 
-Default parameters (u is over random pairs of one brand's records; bits = log2(m/u)):
+Default parameters. u is the chance among random pairs of one brand's records (~200,000
+customers), m among true pairs; bits = log2(m/u); a comparison without data adds 0.
 
-| comparison | level                | m     | u       | bits  |
-|------------|----------------------|-------|---------|-------|
-| email      | agree                | 0.60  | 1e-7    | +22.5 |
-|            | disagree             | 0.40  | ~1      | -1.3  |
-|            | agree_household     | 0.60  | 0.10    | +2.6  |
-|            | disagree_household  | 0.40  | 0.90    | -1.2  |
-| phone      | agree                | 0.70  | 2e-7    | +21.7 |
-|            | disagree             | 0.30  | ~1      | -1.7  |
-|            | agree_household     | 0.70  | 0.50    | +0.5  |
-|            | disagree_household  | 0.30  | 0.50    | -0.7  |
-| external   | agree / disagree     | 0.95 / 0.01 | 1e-8 / ~1 | +26.5 / -6.6 |
-| loyalty_id | agree / disagree     | 0.90 / 0.05 | 1e-7 / ~1 | +23.1 / -4.3 |
-| device_id  | agree / disagree     | 0.30 / 0.70 | 1e-5 / ~1 | +14.9 / -0.5 |
-| cookie_id  | agree / disagree     | 0.20 / 0.80 | 1e-4 / ~1 | +11.0 / -0.3 |
-| first_name | exact / nickname / jw92 / jw80 / initial / other | .86/.03/.05/.03/.02/.01 | .01/.002/.004/.03/.002/.952 | +6.4/+3.9/+3.6/0/+3.3/-6.6 |
-| last_name  | exact / jw92 / jw80 / other | .90/.05/.02/.03 | .005/.003/.02/.972 | +7.5/+4.1/0/-5.0 |
-|            | exact_household / differs_household | .90/.10 | .75/.25 | +0.3/-1.3 |
-| dob        | exact / close / other | .92/.05/.03 | 4e-5/.001/.999 | +14.5/+5.6/-5.1 |
-| address    | full / postcode / street / area / other | .55/.15/.05/.15/.10 | 1e-6/2e-5/2e-6/.03/.97 | +19.1/+12.9/+14.6/+2.3/-3.3 |
-| prior      | lambda = 5e-6 (one random pair in 200,000 is a match) |  |  | -17.6 |
+    comparison  level               m      u       bits
+    email       agree               0.58   1e-7   +22.5   value carried by one person
+                agree_shared        0.02   1.5e-7 +17.0   value several people carry (*)
+                agree_household     0.01   0.005   +1.0   (*) once a home is established
+                disagree            0.39   0.995   -1.4   people have several emails
+    phone       agree               0.62   2e-7   +21.6
+                agree_shared        0.05   3e-7   +17.3   a family landline (*)
+                agree_household     0.03   0.02    +0.6
+                disagree            0.30   0.98    -1.7   mobile + landline
+    external    agree / disagree    0.95 / 0.01    1e-8 / 1     +26.5 / -6.6  (same platform)
+    loyalty_id  agree / disagree    0.90 / 0.05    1e-7 / 1     +23.1 / -4.3
+    device_id   agree / disagree    0.30 / 0.70    1e-5 / ~1    +14.9 / -0.5
+    cookie_id   agree / disagree    0.20 / 0.80    1e-4 / ~1    +11.0 / -0.3
+    first_name  exact               0.86   0.015   +5.8
+                nickname            0.03   0.002   +3.9   Bob / Robert
+                jw92 (JW >= 0.92)   0.05   0.004   +3.6   typo, or a middle name
+                jw80 (JW >= 0.80)   0.03   0.03     0.0   or one edit in a short name
+                initial             0.02   0.002   +3.3   "J." / "John"
+                other               0.01   0.952   -6.6
+    last_name   exact               0.90   0.005   +7.5
+                jw92 / jw80         0.05 / 0.02   0.003 / 0.02   +4.1 / 0.0
+                other               0.03   0.972   -5.0   (marriage, errors)
+                exact_household     0.90   0.75    +0.3   given one home, relatives share
+                fuzzy_household     0.07   0.03    +1.2   a surname and flatmates do not
+                other_household     0.03   0.22    -2.9   (a context of its own)
+    Names swapped between the fields ("Wong Lee" / "Lee Wong") compare crossed.
+    dob         exact               0.92   4e-5   +14.5
+                close               0.05   0.001   +5.6   two of y/m/d equal, or d/m swapped
+                other               0.03   0.999   -5.1
+    address     full                0.60   3e-6   +17.6   same street line (and postcode)
+                postcode            0.12   8e-5   +10.6   same postcode, street unknown
+                street              0.03   3e-6   +13.3   same street line, postcode typo
+                area                0.15   0.03    +2.3   postcode district or city
+                other               0.10   0.97    -3.3   moved, or another person
+    prior       lambda = 5e-6 (one random pair in 200,000 is a match)    -17.6
 
-Why the `_household` levels: household members share an address, a surname and often a
-landline or an email, so those agreements are not independent. When the address comparison
-says "same home", email, phone and surname are scored with household-conditional m/u (the
-chain rule P(a, e | M) = P(a | M) P(e | a, M)) instead of being counted twice. Address,
-postcode and city form one hierarchy for the same reason. Missing data contributes 0.
+Thresholds: >= 0.80 auto-merge (at most 3 profiles), 0.45-0.80 review, below: nothing.
 
-An agreeing identifier seen on `freq` distinct entities loses log2(freq) bits (Splink's term
-frequency adjustment: u for that value is freq times the average), never going below 0.
+Households: members share an address, a surname and often a landline or an email, so those
+agreements are not independent. One piece of household evidence is counted in full (a
+shared street line, or else an email/phone that several people carry: `agree_shared`); the
+rest is then scored with household-conditional m/u (`agree_household`, and the surname's
+`*_household` levels whose m and u sum to 1 in their own context: the chain rule P(a, s | M)
+= P(a | M) P(s | a, M)). Address, postcode and city form one hierarchy for the same reason.
+
+Frequency: an agreeing identifier carried by `freq` distinct people loses log2(freq) bits
+(Splink's term-frequency adjustment: u for that value is freq times the average), never
+going below 0. Values carried by many people are "shared" and never reach scoring.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date
 from typing import Any, Literal
 
 from identity._compare import (
@@ -56,7 +75,8 @@ from identity._compare import (
     dob_level,
     name_level,
 )
-from identity.normalize import STRONG, WEAK, Normalized
+from identity._params import DEFAULT_COMPARISONS, Comparison, Level
+from identity._rules import conflicting_strong, weak_only_bridge
 
 __all__ = [
     "AUTO_MERGE_THRESHOLD",
@@ -85,43 +105,6 @@ AUTO_MERGE_THRESHOLD = 0.80
 REVIEW_THRESHOLD = 0.45
 MAX_AUTO_MERGE_PROFILES = 3
 DEFAULT_PRIOR = 5e-6
-HOUSEHOLD = "_household"
-
-
-@dataclass(frozen=True)
-class Level:
-    """One outcome of a comparison with its m and u probabilities.
-
-    Levels with a `context` are conditional probabilities: the surname's `exact_household`
-    and `differs_household` are P(level | the pair shares a household), so m (and u) sum to
-    1 within that context rather than with the comparison's other levels.
-    """
-
-    name: str
-    m: float
-    u: float
-    context: str = ""
-
-    @property
-    def weight(self) -> float:
-        """Bayes factor in bits, log2(m/u)."""
-        return math.log2(self.m / self.u)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A named comparison and its levels; `frequency_adjusted` for identifier comparisons."""
-
-    name: str
-    levels: tuple[Level, ...]
-    frequency_adjusted: bool = False
-
-    def level(self, name: str) -> Level:
-        for level in self.levels:
-            if level.name == name:
-                return level
-        known = ", ".join(lv.name for lv in self.levels)
-        raise ValueError(f"unknown level {name!r} for comparison {self.name!r} (known: {known})")
 
 
 @dataclass(frozen=True)
@@ -143,75 +126,6 @@ class Decision:
 
     action: Literal["auto_merge", "review", "no_merge"]
     reason: str
-
-
-def _lv(name: str, m: float, u: float, context: str = "") -> Level:
-    return Level(name, m, u, context)
-
-
-def _agree_disagree(
-    m: float,
-    u: float,
-    *,
-    shared: tuple[float, float] | None = None,
-    household: tuple[float, float] | None = None,
-) -> tuple[Level, ...]:
-    if shared is None or household is None:
-        return (_lv("agree", m, u), _lv("disagree", 1 - m, 1 - u))
-    (m_s, u_s), (m_h, u_h) = shared, household
-    return (
-        _lv("agree", m, u),
-        _lv("disagree", 1 - m - m_s - m_h, 1 - u - u_s - u_h),
-        _lv("agree_shared", m_s, u_s),
-        _lv("agree" + HOUSEHOLD, m_h, u_h),
-    )
-
-
-DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
-    Comparison(
-        "email", _agree_disagree(0.58, 1e-7, shared=(0.02, 1.5e-7), household=(0.01, 0.005)), True
-    ),
-    Comparison(
-        "phone", _agree_disagree(0.62, 2e-7, shared=(0.05, 3e-7), household=(0.03, 0.02)), True
-    ),
-    Comparison("external", _agree_disagree(0.95, 1e-8)[:1] + (_lv("disagree", 0.01, 1.0),), True),
-    Comparison("loyalty_id", _agree_disagree(0.90, 1e-7)[:1] + (_lv("disagree", 0.05, 1.0),), True),
-    Comparison("device_id", _agree_disagree(0.30, 1e-5), True),
-    Comparison("cookie_id", _agree_disagree(0.20, 1e-4), True),
-    Comparison(
-        "first_name",
-        (
-            _lv("exact", 0.86, 0.01),
-            _lv("nickname", 0.03, 0.002),
-            _lv("jw92", 0.05, 0.004),
-            _lv("jw80", 0.03, 0.03),
-            _lv("initial", 0.02, 0.002),
-            _lv("other", 0.01, 0.952),
-        ),
-    ),
-    Comparison(
-        "last_name",
-        (
-            _lv("exact", 0.90, 0.005),
-            _lv("jw92", 0.05, 0.003),
-            _lv("jw80", 0.02, 0.02),
-            _lv("other", 0.03, 0.972),
-            _lv("exact" + HOUSEHOLD, 0.90, 0.75, "household"),
-            _lv("differs" + HOUSEHOLD, 0.10, 0.25, "household"),
-        ),
-    ),
-    Comparison("dob", (_lv("exact", 0.92, 4e-5), _lv("close", 0.05, 0.001), _lv("other", 0.03, 0.999))),
-    Comparison(
-        "address",
-        (
-            _lv("full", 0.60, 3e-6),
-            _lv("postcode", 0.12, 8e-5),
-            _lv("street", 0.03, 3e-6),
-            _lv("area", 0.15, 0.03),
-            _lv("other", 0.10, 0.97),
-        ),
-    ),
-)  # fmt: skip
 
 
 def _sigmoid_bits(weight: float) -> float:
@@ -378,54 +292,6 @@ def default_model() -> ScoringModel:
     return ScoringModel()
 
 
-def conflicting_strong(
-    a_ids: Iterable[Normalized],
-    b_ids: Iterable[Normalized],
-    *,
-    a_dob: date | None = None,
-    b_dob: date | None = None,
-) -> bool:
-    """True when the two sides are very probably different people, whatever else agrees.
-
-    The rule, kind by kind:
-    - external: both carry an id of the same platform and no id in common -> conflict (a
-      platform keeps one customer id per person; ids of different platforms never conflict);
-    - dob: both known and the `dob` comparison says "other" (not equal, not one mistyped
-      part, not a day/month swap) -> conflict;
-    - email, phone: different values are NOT a conflict (people have several emails, a
-      mobile and a landline); loyalty ids neither (duplicate enrolments are what dedupe is
-      for) -- their disagreement is ordinary negative evidence in the score;
-    - device and cookie ids never conflict (shared and reset all the time).
-    Invalid and placeholder values are ignored.
-    """
-    ext_a: dict[str, set[str]] = {}
-    ext_b: dict[str, set[str]] = {}
-    for ids, out in ((a_ids, ext_a), (b_ids, ext_b)):
-        for n in ids:
-            if n.kind == "external" and n.matchable and n.value:
-                out.setdefault(n.value.split(":", 1)[0], set()).add(n.value)
-    for source in ext_a.keys() & ext_b.keys():
-        if not ext_a[source] & ext_b[source]:
-            return True
-    return dob_level(a_dob, b_dob) == "other"
-
-
-def weak_only_bridge(features: PairFeatures, result: ScoreResult, model: ScoringModel) -> bool:
-    """True when a merge would rest on weak identifiers alone between two sides that both
-    carry different strong ones: without the device/cookie contributions the pair would not
-    reach the auto-merge threshold, no strong identifier agrees and one disagrees."""
-    levels = features.levels
-    strong = [levels.get(k) for k in STRONG]
-    if any(lv and lv.startswith("agree") for lv in strong):
-        return False
-    if not any(lv and lv.startswith("disagree") for lv in strong):
-        return False
-    weak = sum(v for k, v in result.contributions.items() if k in WEAK and v > 0)
-    if weak == 0:
-        return False
-    return model.probability(result.match_weight - weak) < model.auto_merge_threshold
-
-
 def fit_em(
     pairs_features: Sequence[PairFeatures],
     model: ScoringModel | None = None,
@@ -448,7 +314,9 @@ def fit_em(
     """
     from identity._fit import em
 
-    return em(pairs_features, model or ScoringModel(), max_iter, tol, fit_u, fit_prior, pseudo_count)
+    return em(
+        pairs_features, model or ScoringModel(), max_iter, tol, fit_u, fit_prior, pseudo_count
+    )
 
 
 def fit_from_labels(
