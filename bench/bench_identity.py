@@ -50,6 +50,20 @@ def pairwise(truth: dict[str, str], predicted: dict[str, str]) -> tuple[float, f
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+async def _person_profiles(rt, brand_id, truth: dict[str, str]) -> dict[str, str]:
+    """Each person's dominant live profile so far."""
+    rows = await rt.pool.fetch(
+        "SELECT e.event_id, coalesce(p.merged_into, p.id)::text AS pid FROM events e "
+        "JOIN profiles p ON p.brand_id = e.brand_id AND p.id = e.profile_id "
+        "WHERE e.brand_id = $1",
+        brand_id,
+    )
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        counts[truth[r["event_id"]]][r["pid"]] += 1
+    return {person: c.most_common(1)[0][0] for person, c in counts.items()}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=5000)
@@ -84,7 +98,13 @@ async def main() -> None:
             ids.append([r.raw_id for r in res if r.raw_id])
         t = time.perf_counter()
         merges = reviews = 0
-        for chunk_ids in ids:
+        # Stability: resolve the first 10/11 of the history, note each person's profile,
+        # resolve the last 1/11 (10% more data), and count people whose profile id changed.
+        split = len(ids) * 10 // 11
+        before_map: dict[str, str] = {}
+        for n, chunk_ids in enumerate(ids):
+            if n == split:
+                before_map = await _person_profiles(rt, brand.id, truth)
             r = await process_batch(rt, brand, chunk_ids)
             merges += r.merges
             reviews += r.reviews
@@ -103,6 +123,12 @@ async def main() -> None:
         profiles = await rt.pool.fetchval(
             "SELECT count(*) FROM profiles WHERE brand_id = $1 AND merged_into IS NULL", brand.id
         )
+    after_map = {}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for e, pid in predicted.items():
+        counts[truth[e]][pid] += 1
+    after_map = {person: c.most_common(1)[0][0] for person, c in counts.items()}
+    moved = sum(1 for person, pid in before_map.items() if after_map.get(person) != pid)
     p, r, f1 = pairwise(truth, predicted)
     named = {
         e["event_id"]
@@ -121,6 +147,10 @@ async def main() -> None:
         f"{len(predicted) / resolve_s:,.0f} events/s (batches of {args.batch})"
     )
     print(f"pairwise precision {p:.4f}  recall {r:.4f}  F1 {f1:.4f}   (all events)")
+    print(
+        f"stability: {moved} of {len(before_map):,} people seen before the last 10% of data "
+        f"changed profile id ({100 * moved / max(1, len(before_map)):.2f}%)"
+    )
     print(
         f"pairwise precision {p2:.4f}  recall {r2:.4f}  F1 {f2:.4f}   "
         f"({len(named):,} events carrying an email, phone, loyalty or platform id)"
