@@ -654,6 +654,7 @@ def resolve(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+
     def total(v: Any) -> int:
         return sum(v.values()) if isinstance(v, dict) else int(v)
 
@@ -843,6 +844,274 @@ def automation_run() -> None:
     from automations.scheduler import run_automations
 
     _run(run_automations)
+
+
+# --- predictions (issue 6) -------------------------------------------------------------
+
+models_app = typer.Typer(help="Model versions (registry) of a brand.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Public datasets for demos and benchmarks.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(export_app, name="export")
+app.add_typer(dataset_app, name="dataset")
+
+
+async def _brand_by_slug(rt: Any, slug: str) -> Any:
+    from core import brands
+
+    async with rt.pool.acquire() as conn:
+        return await brands.get_brand(conn, slug)
+
+
+def _as_of(value: str | None) -> Any:
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        typer.echo(f"error: --as-of {value!r} is not a date", err=True)
+        raise typer.Exit(1) from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _ml_bar() -> Any:
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "[progress.percentage]{task.percentage:>3.0f}%",
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+@app.command("train")
+def train_cmd(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    as_of: str = typer.Option(None, "--as-of", help="Only events before this date (default now)."),
+    horizon_days: int = typer.Option(
+        None, "--horizon-days", help="H for churn and value (default 90 and 365)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Same seed and data, same models and metrics."),
+    store_features: bool = typer.Option(True, help="Store the feature rows in `features`."),
+) -> None:
+    """Train churn, value, segments and recommendations; register, activate, score everyone."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ml import pipeline
+
+    when = _as_of(as_of)
+
+    async def go(rt: Any) -> Any:
+        b = await _brand_by_slug(rt, brand)
+        with _ml_bar() as bar:
+            task = bar.add_task("train", total=100)
+
+            def progress(step: str, frac: float) -> None:
+                bar.update(task, completed=100 * frac, description=step)
+
+            return await pipeline.train(
+                rt,
+                b,
+                as_of=when,
+                horizon_days=horizon_days,
+                seed=seed,
+                progress=progress,
+                store_features=store_features,
+            )
+
+    rep = _run(go)
+    table = Table(title=f"models as of {rep.as_of:%Y-%m-%d}")
+    for col in ("model", "version", "metric", "ours", "BG/NBD peer"):
+        table.add_column(col)
+    rows = [
+        ("churn", ("auc", "brier", "lift_top_decile"), "peer_bgnbd"),
+        ("ltv", ("gini", "spearman", "aggregate_error"), "peer_bgnbd_gg"),
+    ]
+    for kind, names, peer in rows:
+        m = rep.metrics[kind]
+        for i, name in enumerate(names):
+            table.add_row(
+                f"{kind} (H={m['horizon_days']}d)" if i == 0 else "",
+                str(rep.versions[kind]) if i == 0 else "",
+                name,
+                _fmt(m.get(name)),
+                _fmt((m.get(peer) or {}).get(name)),
+            )
+    seg = rep.metrics["segment"]
+    table.add_row("segment", str(rep.versions["segment"]), "clusters", str(seg["k"]), "")
+    if "recommendations" in rep.versions:
+        table.add_row("recommendations", str(rep.versions["recommendations"]), "", "", "")
+    Console().print(table)
+    for note in rep.notes:
+        typer.echo(f"note: {note}")
+    if rep.drift:
+        top = ", ".join(f"{k} {v:.3f}" for k, v in list(rep.drift.items())[:5])
+        typer.echo(f"feature drift (PSI vs previous version, top 5): {top}")
+    if rep.score is not None:
+        typer.echo(
+            f"scored {rep.score.profiles} profiles ({rep.score.predictions} predictions), "
+            f"{rep.score.products} products, {rep.score.embeddings} embeddings"
+        )
+    typer.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in rep.seconds.items()))
+
+
+@app.command("score")
+def score_cmd(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    as_of: str = typer.Option(None, "--as-of", help="Score as of this date (default now)."),
+) -> None:
+    """Score every live profile with the active model versions."""
+    from ml import pipeline
+
+    when = _as_of(as_of)
+
+    async def go(rt: Any) -> Any:
+        b = await _brand_by_slug(rt, brand)
+        with _ml_bar() as bar:
+            task = bar.add_task("score", total=100)
+            return await pipeline.score(
+                rt,
+                b,
+                as_of=when,
+                progress=lambda s, f: bar.update(task, completed=100 * f, description=s),
+            )
+
+    rep = _run(go)
+    typer.echo(
+        f"scored {rep.profiles} profiles ({rep.predictions} predictions), {rep.products} "
+        f"products, {rep.embeddings} embeddings in {rep.seconds:.1f}s"
+    )
+
+
+@export_app.command("predictions")
+def export_predictions_cmd(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    key: str = typer.Option(..., "--key", help="loyalty_id, email or profile_id."),
+    out: str = typer.Option(..., "--out", help="CSV file to write."),
+) -> None:
+    """CSV: key, churn_probability, churn_band, predicted_ltv, expected_purchases,
+    expected_next_order, segment (one row per profile; the first-seen email/loyalty id)."""
+    from ml import pipeline
+
+    async def go(rt: Any) -> int:
+        b = await _brand_by_slug(rt, brand)
+        return await pipeline.export_predictions(rt, b, key, out)
+
+    typer.echo(f"{_run(go)} rows -> {out}")
+
+
+@models_app.command("list")
+def models_list(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    kind: str = typer.Option(None, "--kind", help="churn, ltv, segment or recommendations."),
+) -> None:
+    """Versions with status, data window and headline metrics."""
+    from ml import registry
+
+    async def go(rt: Any) -> Any:
+        b = await _brand_by_slug(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return await registry.list_versions(conn, b.id, kind)
+
+    heads = ("auc", "brier", "gini", "spearman", "k")
+    for v in _run(go):
+        m = ", ".join(f"{h} {_fmt(v.metrics[h])}" for h in heads if v.metrics.get(h) is not None)
+        typer.echo(
+            f"{v.kind:16} v{v.version:<4} {v.status:9} {v.created_at:%Y-%m-%d %H:%M}  "
+            f"as_of {str(v.data_window.get('as_of', ''))[:10]}  {m}"
+        )
+
+
+@models_app.command("activate")
+def models_activate(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    kind: str = typer.Option(..., "--kind", help="churn, ltv, segment or recommendations."),
+    version: int = typer.Option(..., "--version", help="Version number to activate."),
+) -> None:
+    """Activate a version (the active one is retired). Run `cbrain score` to apply it."""
+    from ml import registry
+
+    async def go(rt: Any) -> Any:
+        b = await _brand_by_slug(rt, brand)
+        async with rt.pool.acquire() as conn:
+            return await registry.activate(conn, b.id, kind, version)
+
+    v = _run(go)
+    typer.echo(f"{v.kind} v{v.version} active (run `cbrain score --brand {brand}` to apply)")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    brand: str = typer.Option(..., "--brand", help="Brand slug."),
+    kind: str = typer.Option(
+        None, "--kind", help="One kind; default: every kind with an earlier version."
+    ),
+) -> None:
+    """Re-activate the version before the active one. Run `cbrain score` to apply it."""
+    from ml import registry
+
+    async def go(rt: Any) -> list[Any]:
+        b = await _brand_by_slug(rt, brand)
+        done = []
+        async with rt.pool.acquire() as conn:
+            for k in [kind] if kind else registry.KINDS:
+                try:
+                    done.append(await registry.rollback(conn, b.id, k))
+                except registry.RegistryError as exc:
+                    if kind:
+                        raise
+                    typer.echo(f"skipped {k}: {exc.message}")
+        return done
+
+    for v in _run(go):
+        typer.echo(f"{v.kind} rolled back to v{v.version}")
+
+
+@dataset_app.command("load")
+def dataset_load(
+    name: str = typer.Argument(..., help="completejourney"),
+    brand: str = typer.Option(..., "--brand", help="Brand slug (created beforehand)."),
+    limit_households: int = typer.Option(None, "--limit-households", help="First N households."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the generated identifiers."),
+) -> None:
+    """Load a public dataset through the real ingestion path (identity resolution included)."""
+    from ml import cj_load
+
+    if name != "completejourney":
+        typer.echo("error: the only dataset is completejourney", err=True)
+        raise typer.Exit(1)
+
+    async def go(rt: Any) -> Any:
+        b = await _brand_by_slug(rt, brand)
+        with _ml_bar() as bar:
+            task = bar.add_task("loading", total=100)
+            return await cj_load.load(
+                rt,
+                b,
+                limit_households=limit_households,
+                seed=seed,
+                progress=lambda f: bar.update(task, completed=100 * f),
+            )
+
+    rep = _run(go)
+    typer.echo(
+        f"{rep['households']} households, {rep['events']} purchase events "
+        f"({rep['accepted']} accepted, {rep['processed']} processed)"
+    )
 
 
 def main() -> None:
