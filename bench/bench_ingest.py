@@ -219,6 +219,7 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=4, help="cbrain worker processes")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cbrain-bench-"))
     env_over = {
@@ -243,17 +244,20 @@ async def main() -> None:
             env=env,
             cwd=ROOT,
         )
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+        workers = [
+            subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+            for _ in range(args.workers)
+        ]
         try:
             await wait_server(url)
             e2e = await end_to_end(rt, brand.id, key, url, events)
             lat = await latency(key, url, args.rate, args.seconds)
         finally:
-            for p in (server, worker):
+            for p in (server, *workers):
                 p.terminate()
-            for p in (server, worker):
+            for p in (server, *workers):
                 p.wait(20)
-    print(f"machine: {os.cpu_count()} cores")
+    print(f"machine: {os.cpu_count()} cores; {args.workers} worker process(es)")
     print(f"COPY baseline (same rows, no resolution)   {copy_rate:12,.0f} rows/s")
     print(
         f"end-to-end accepted -> resolved in events  {e2e['events_per_s']:12,.0f} events/s"
