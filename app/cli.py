@@ -77,7 +77,8 @@ def serve(
     from core.settings import load_settings
 
     settings = load_settings()
-    api = create_app(settings, background=background_tasks(worker=worker))
+    # `--no-worker` also leaves automations to their own process (`cbrain automation run`).
+    api = create_app(settings, background=background_tasks(worker=worker, automations=worker))
     uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -165,6 +165,9 @@ def run_demo(host: str, port: int) -> None:
     async def main() -> None:
         async with open_runtime(settings) as rt:
             brand, key, secrets_ = await ensure_demo_brand(rt)
+            from automations.samples import install_samples
+
+            await install_samples(rt, brand.id)
             data = settings.home / "demo-data"
             if not (data / "events.jsonl").exists():
                 console.print(f"generating {DEMO_CUSTOMERS} customers x {DEMO_DAYS} days ...")

@@ -60,6 +60,9 @@ def create_app(
                 else await stack.enter_async_context(open_runtime(settings))
             )
             app.state.rt = rt
+            # The MCP session manager must run in the app's lifespan (a mounted sub-app's
+            # own lifespan never runs).
+            await stack.enter_async_context(app.state.mcp_lifespan())
             tasks = [asyncio.create_task(start(rt)) for start in (background or [])]
             try:
                 yield
@@ -113,11 +116,15 @@ def create_app(
 
     for include in _routers():
         include(app)
+    from mcp_server.http import mount as mount_mcp
+
+    app.state.mcp_lifespan = mount_mcp(app, lambda: app.state.rt, settings)
     return app
 
 
 def _routers() -> list[Callable[[FastAPI], None]]:
     """Each package that serves HTTP contributes an `include(app)`."""
+    from automations import api as automations_api
     from identity import api as identity_api
     from identity import profiles_api
     from ingestion import api as ingestion_api
@@ -128,4 +135,5 @@ def _routers() -> list[Callable[[FastAPI], None]]:
         segment.include,
         identity_api.include,
         profiles_api.include,
+        automations_api.include,
     ]

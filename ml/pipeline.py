@@ -608,8 +608,12 @@ async def score(
         n_emb = await _write_embeddings(rt, brand.id, emb)
 
     from identity.service import invalidate
+    from ml.journeys import update_journeys
 
-    await invalidate(rt, brand.id, [UUID(str(t)) for t in target])
+    step("journeys", 0.95)
+    ids = [UUID(str(t)) for t in target]
+    await update_journeys(rt, brand.id, None if full else ids)
+    await invalidate(rt, brand.id, ids)
     step("done", 1.0)
     steps.pop("done", None)
     return ScoreReport(
