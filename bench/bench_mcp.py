@@ -247,26 +247,16 @@ async def build(rt: Any, n: int) -> None:
 
 
 def serve(port: int) -> None:
-    """The API with the MCP mount and its lifespan, as docs/mcp.md tells app/main.py to do.
-    The runtime is opened here (migrations were applied by the parent) and handed to the app."""
+    """The API as app/main.py assembles it (MCP mounted at /mcp, its lifespan entered). The
+    runtime is opened here without migrations: the parent applied them."""
     import uvicorn
 
     from app.main import create_app
-    from mcp_server.http import mount
 
     async def run() -> None:
         settings = load_settings()
         async with open_runtime(settings, apply_migrations=False) as rt:
             app = create_app(settings, runtime=rt)
-            mcp_lifespan = mount(app, lambda: app.state.rt, settings)
-            inner = app.router.lifespan_context
-
-            @contextlib.asynccontextmanager
-            async def lifespan(a: Any) -> Any:
-                async with inner(a), mcp_lifespan():
-                    yield
-
-            app.router.lifespan_context = lifespan
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=port, log_level="warning", access_log=False
             )

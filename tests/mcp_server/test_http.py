@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from core import brands
-from mcp_server.http import allowed_hosts, mount
+from mcp_server.http import allowed_hosts
 from tests.helpers import wait_for
 from tests.mcp_server.conftest import B_PRODUCT
 
@@ -30,20 +30,10 @@ def free_port() -> int:
 
 
 def build_app(rt: Any) -> Any:
-    """The app as app/main.py builds it, plus the mount and the lifespan lines of docs/mcp.md."""
+    """The API exactly as app/main.py assembles it: /mcp mounted, its lifespan entered."""
     from app.main import create_app
 
-    app = create_app(rt.settings, runtime=rt)
-    mcp_lifespan = mount(app, lambda: app.state.rt, rt.settings)
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[None]:
-        async with inner(a), mcp_lifespan():
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
+    return create_app(rt.settings, runtime=rt)
 
 
 @contextlib.asynccontextmanager
