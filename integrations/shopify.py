@@ -7,9 +7,8 @@ resources (Order, Refund, Customer, Checkout) and the mandatory compliance webho
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import ValidationFailed
 from core.events import CanonicalEvent
+from integrations import _parse
 from integrations.signing import get_header, verify_base64_hmac_sha256
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
@@ -406,35 +406,18 @@ def _webhook_id(webhook_id: str, topic: str) -> str:
     return webhook_id.strip()
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float | str):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-def _first(*values: Any) -> str | None:
-    for value in values:
-        text = _text(value)
-        if text:
-            return text
-    return None
+_text = _parse.text
+_first = _parse.first
+_utc = _parse.utc
+_obj = _parse.obj
+_compact = _parse.compact
 
 
 def _money(value: Any, field: str, topic: str) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise _field_error(topic, field, "must be a decimal amount")
     try:
-        amount = float(value)
-    except (TypeError, ValueError):
+        return _parse.amount(value)
+    except ValueError:
         raise _field_error(topic, field, "must be a decimal amount") from None
-    if not math.isfinite(amount):
-        raise _field_error(topic, field, "must be a decimal amount")
-    return amount
 
 
 def _number(value: Any, field: str, topic: str) -> float:
@@ -443,32 +426,11 @@ def _number(value: Any, field: str, topic: str) -> float:
 
 
 def _time(value: Any, field: str, topic: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _field_error(topic, field, "must be an RFC 3339 timestamp")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    # WooCommerce's *_gmt fields are UTC written without an offset: read as UTC.
     try:
-        parsed = datetime.fromisoformat(text)
+        return _parse.timestamp(value)
     except ValueError:
         raise _field_error(topic, field, "must be an RFC 3339 timestamp") from None
-    return _utc(parsed)
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _obj(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _safe(topic: Any) -> str:

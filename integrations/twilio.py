@@ -8,7 +8,7 @@ fields and the time it received the request (Twilio's form carries no timestamp)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -21,6 +21,7 @@ from twilio.request_validator import (
 
 from core.errors import ValidationFailed
 from core.events import CanonicalEvent
+from integrations import _parse
 from integrations.signing import get_header
 
 # Twilio's default opt-out and opt-in keywords for messaging. "YES" is left out of opt-in on
@@ -191,11 +192,5 @@ def _build(**fields: Any) -> CanonicalEvent:
         ) from None
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
+_utc = _parse.utc
+_compact = _parse.compact

@@ -7,16 +7,16 @@ dedupe key.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import ValidationFailed
 from core.events import CanonicalEvent
+from integrations import _parse
 from integrations.signing import get_header, verify_base64_hmac_sha256
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
@@ -289,60 +289,23 @@ def _required_id(p: dict, field: str, topic: str, *, where: str | None = None) -
     return str(value).strip()
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float | str):
-        return str(value).strip() or None
-    return None
-
-
-def _first(*values: Any) -> str | None:
-    for value in values:
-        text = _text(value)
-        if text:
-            return text
-    return None
+_text = _parse.text
+_first = _parse.first
+_utc = _parse.utc
+_obj = _parse.obj
+_compact = _parse.compact
 
 
 def _money(value: Any, field: str, topic: str) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise _field_error(topic, field, "must be a number")
     try:
-        amount = float(value)
-    except (TypeError, ValueError):
+        return _parse.amount(value)
+    except ValueError:
         raise _field_error(topic, field, "must be a number") from None
-    if not math.isfinite(amount):
-        raise _field_error(topic, field, "must be a number")
-    return amount
 
 
 def _time(value: Any, field: str, topic: str) -> datetime | None:
-    # WooCommerce's *_gmt fields are UTC written without an offset ("2024-03-10T19:22:05").
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _field_error(topic, field, "must be a timestamp")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    # WooCommerce's *_gmt fields are UTC written without an offset: read as UTC.
     try:
-        return _utc(datetime.fromisoformat(text))
+        return _parse.timestamp(value)
     except ValueError:
         raise _field_error(topic, field, "must be a timestamp") from None
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _obj(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
