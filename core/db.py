@@ -34,8 +34,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await register_vector(conn)
 
 
+# asyncpg prepares every statement, and after five runs Postgres may switch a prepared statement
+# to a generic plan made without the parameter values. For our batch statements (`unnest($2)`
+# joins, `= ANY($2)`) the generic plan misjudges the row counts and scans a brand's whole
+# profile or event set: recomputing one profile's aggregates took 7 ms instead of 0.4 ms, and
+# streaming resolution ran 30% slower. Planning each execution costs ~0.1 ms; we pay it.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
     await _init_connection(conn)
     return conn
 
@@ -46,6 +54,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asy
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        server_settings=SERVER_SETTINGS,
         command_timeout=60,
         max_inactive_connection_lifetime=300,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from identity._domains import correct_domain
 from identity._placeholders import _compiled
 
 # `normalize._EMAIL` restricted to ASCII: the \u00a1-\uffff ranges cannot occur here.
@@ -78,5 +79,11 @@ def emails(
         for i, v, ok, junk in zip(
             eligible, text.to_pylist(), valid_list, placeholder_list, strict=True
         ):
-            out[i] = (None, 1) if not ok else (None, 2) if junk else (v, 0)
+            out[i] = (None, 1) if not ok else (None, 2) if junk else (_fix_domain(v), 0)
     return [o if o is not None else (None, 1) for o in out]
+
+
+def _fix_domain(email: str) -> str:
+    local, _, domain = email.partition("@")
+    fixed = correct_domain(domain)
+    return email if fixed == domain else f"{local}@{fixed}"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
+from identity._domains import correct_domain
 from identity._names import normalize_name, normalize_name_part, soundex, split_full_name
 from identity._phonefast import fast_e164
 from identity._placeholders import (
@@ -147,6 +148,10 @@ def email_value(text: str, provider_rules: bool = False) -> tuple[str | None, st
     local, domain = m.group("local"), m.group("domain")
     if local.startswith(".") or local.endswith(".") or ".." in local:
         return None, "bad_local"
+    fixed = correct_domain(domain)
+    if fixed != domain:
+        domain = fixed
+        text = f"{local}@{domain}"
     if provider_rules:
         if domain in GMAIL_DOMAINS:
             domain = "gmail.com"

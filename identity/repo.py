@@ -63,7 +63,7 @@ WHERE s.brand_id = $1"""
 # Read after `lock_profiles`: advisory locks, not row locks, so that locking a thousand profiles
 # writes nothing (a FOR UPDATE marks every tuple and costs WAL).
 LOAD_PROFILES = """
-SELECT id, created_at, merged_into, traits_enc, profile_strength, household_id
+SELECT id, created_at, merged_into, traits_enc, profile_strength, household_id, event_count
 FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[]) ORDER BY id"""
 
 PROFILE_IDENTIFIERS = """

@@ -111,6 +111,7 @@ class Profile:
     consent: dict[str, Any] = field(default_factory=dict)
     strength_dirty: bool = False
     address_dirty: bool = False
+    events: int = 0  # events it holds (stored count plus those resolved to it in this batch)
 
     @property
     def known(self) -> bool:
@@ -292,7 +293,14 @@ class _Batch:
                 raise CBrainError("profile merged concurrently", code="retry", retryable=True)
             traits = orjson.loads(self.crypto.decrypt(r["traits_enc"])) if r["traits_enc"] else {}
             self.profiles[r["id"]] = Profile(
-                r["id"], r["created_at"], False, traits, {}, r["profile_strength"], False
+                r["id"],
+                r["created_at"],
+                False,
+                traits,
+                {},
+                r["profile_strength"],
+                False,
+                events=r["event_count"],
             )
 
     async def load_keys(self, pids: Iterable[UUID]) -> None:
@@ -416,7 +424,7 @@ class _Batch:
                 target = self.profiles[self._primary(weak)]
                 others = {p: v for p, v in weak.items() if p != target.id}
                 if others:
-                    await self._stitch_anonymous(target, others, usable)
+                    target = await self._stitch_anonymous(target, others, usable)
                 weak = {}
             else:
                 target = self.new_profile(at)
@@ -429,7 +437,7 @@ class _Batch:
         else:
             target = await self._several(ev, strong, usable)
         if weak and strong:
-            await self._stitch_anonymous(target, weak, usable)
+            target = await self._stitch_anonymous(target, weak, usable)
         self.learn(target, usable, ev["source"], at)
         self.absorb_traits(
             target, ev, authoritative=any(k.kind in ("email", "external") for k in usable)
@@ -457,21 +465,32 @@ class _Batch:
 
     async def _stitch_anonymous(
         self, target: Profile, weak: dict[UUID, list[IdKey]], usable: list[IdKey]
-    ) -> None:
+    ) -> Profile:
+        """Merge the anonymous profiles behind the event's device or cookie into `target`; the
+        profile that survives is the one returned.
+
+        An anonymous profile has no strong identifier to weigh against `target`'s, so
+        "strongest then oldest" says nothing useful here; the survivor is the profile that
+        already holds more of the person's events (their browsing history keeps its id when
+        they identify), `target` on a tie. Either id keeps resolving through `merged_into`.
+        """
         await self.load_keys(weak)
-        for pid in weak:
+        for pid in sorted(weak):
             if pid == target.id:
                 continue
             other = self.profiles[pid]
             if other.known:
                 continue  # a family tablet: the link recorded by `learn` counts the claim
+            survivor, loser = (other, target) if other.events > target.events else (target, other)
             await self._merge(
-                target.id,
-                [pid],
+                survivor.id,
+                [loser.id],
                 1.0,
                 {"anonymous_stitch": 1.0},
                 "anonymous profile stitched on identification",
             )
+            target = survivor
+        return target
 
     async def _several(
         self, ev: dict[str, Any], strong: dict[UUID, list[IdKey]], usable: list[IdKey]
@@ -603,6 +622,7 @@ class _Batch:
                 surv.keys[ref] = ns
             surv.strength += lost.strength
             surv.strength_dirty = True
+            surv.events += lost.events
             for k, v in lost.traits.items():
                 surv.traits.setdefault(k, v)
         for ref, pid in list(self.owner.items()):

@@ -420,3 +420,39 @@ def test_bulk_clean_ups_never_change_an_answer(text: str, country: str) -> None:
     assert normalize_email(_email_clean(text)) == normalize_email(text)
     cleaned, raw = normalize_phone(_phone_clean(text)), normalize_phone(text)
     assert (cleaned.value, cleaned.placeholder) == (raw.value, raw.placeholder)  # not reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Ann@gmial.com", "ann@gmail.com"),
+        ("ann@gmail.con", "ann@gmail.com"),
+        ("ann@gmail.co", "ann@gmail.com"),
+        ("ann@hotmial.co.uk", "ann@hotmail.co.uk"),
+        ("ann@yahooo.co.uk", "ann@yahoo.co.uk"),
+        ("ann@outlok.com", "ann@outlook.com"),
+        ("ann@acme.con", "ann@acme.com"),
+        # Real, different services stay apart; company and short domains are not guessed.
+        ("ann@hotmail.com", "ann@hotmail.com"),
+        ("ann@hotmail.co.uk", "ann@hotmail.co.uk"),
+        ("ann@mail.com", "ann@mail.com"),
+        ("ann@outlook.de", "ann@outlook.de"),
+        ("ann@acme-logistics.com", "ann@acme-logistics.com"),
+        ("ann@gmx.net", "ann@gmx.net"),
+    ],
+)
+def test_mail_domain_typos_of_known_providers_are_corrected(raw: str, expected: str) -> None:
+    n = normalize_email(raw)
+    assert n.valid
+    assert n.value == expected
+
+
+def test_bulk_email_path_corrects_domains_like_the_scalar_one() -> None:
+    values = ["Ann@gmial.com", "bo@acme.con", "cy@hotmail.co.uk", "di@outllook.com", "x@mail.com"]
+
+    def scalar(raw: str) -> tuple[str | None, int]:
+        result = normalize_email(raw)
+        return result.value if result.matchable else None, 0 if result.matchable else 1
+
+    assert bulk_emails(values, scalar) == [scalar(v) for v in values]
+    assert [v for v, _ in bulk_emails(values, scalar)][:2] == ["ann@gmail.com", "bo@acme.com"]
