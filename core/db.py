@@ -10,6 +10,8 @@ import asyncpg
 import orjson
 from pgvector.asyncpg import register_vector
 
+from core.errors import CBrainError
+
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -72,3 +74,24 @@ async def advisory_xact_locks(conn: asyncpg.Connection, keys: Iterable[str]) -> 
     """
     for key in sorted(set(keys)):
         await conn.execute(LOCK_XACT, key)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the moment, worth another try: a lost or refused connection, a deadlock or
+    serialization conflict with a concurrent transaction, a timeout, or one of our errors
+    marked retryable."""
+    if isinstance(exc, CBrainError):
+        return exc.retryable
+    return isinstance(
+        exc,
+        asyncpg.exceptions.SerializationError
+        | asyncpg.exceptions.DeadlockDetectedError
+        | asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.InterfaceError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | ConnectionError
+        | OSError
+        | TimeoutError,
+    )

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from core import brands as brands_repo
 from core.brands import Brand
+from core.db import is_transient
 from core.errors import NotFound, ValidationFailed
 from core.logging import get_logger
 from core.redis import brand_key
@@ -243,7 +244,7 @@ async def _run_one(rt: Any, brand: Brand, sweep: dict[str, set]) -> JobOutcome |
                 conn, brand.id, RUNNER, f"privacy.{job['kind']}.done", str(job["id"]), summary
             )
     except Exception as exc:
-        retry = job["attempts"] < MAX_ATTEMPTS and _transient(exc)
+        retry = job["attempts"] < MAX_ATTEMPTS and is_transient(exc)
         status = "pending" if retry else "failed"
         _log.error("privacy job failed", job=str(job["id"]), error=type(exc).__name__, retry=retry)
         async with rt.pool.acquire() as conn:
@@ -255,26 +256,6 @@ async def _run_one(rt: Any, brand: Brand, sweep: dict[str, set]) -> JobOutcome |
         # After commit: a reader that refilled the cache before it would serve a ghost.
         await invalidate(rt, brand.id, person.profiles)
     return JobOutcome(job["id"], job["kind"], "done", summary, time.perf_counter() - started)
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth another try: lost connections, deadlocks with a concurrent merge, our retryables."""
-    from core.errors import CBrainError
-
-    if isinstance(exc, CBrainError):
-        return exc.retryable
-    return isinstance(
-        exc,
-        asyncpg.exceptions.SerializationError
-        | asyncpg.exceptions.DeadlockDetectedError
-        | asyncpg.exceptions.PostgresConnectionError
-        | asyncpg.exceptions.InterfaceError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.AdminShutdownError
-        | ConnectionError
-        | OSError
-        | TimeoutError,
-    )
 
 
 async def process_pending(

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from core.brands import Brand
+from core.db import is_transient
 from core.errors import CBrainError
 from core.logging import get_logger
 from core.runtime import Runtime
@@ -138,23 +139,9 @@ async def _process_retrying(rt: Runtime, brand: Brand, raw_ids: list[int]) -> Ba
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Failures of the moment (connection lost, deadlock, serialization, our retryable
-    errors) are retried; anything else about a row will fail again and is dead-lettered."""
-    if isinstance(exc, CBrainError):
-        return exc.retryable
-    return isinstance(
-        exc,
-        asyncpg.exceptions.SerializationError
-        | asyncpg.exceptions.DeadlockDetectedError
-        | asyncpg.exceptions.PostgresConnectionError
-        | asyncpg.exceptions.InterfaceError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.AdminShutdownError
-        | asyncpg.exceptions.TooManyConnectionsError
-        | ConnectionError
-        | OSError
-        | TimeoutError,
-    )
+    """Failures of the moment are retried; anything else about a row will fail again and is
+    dead-lettered."""
+    return is_transient(exc)
 
 
 async def _isolate(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:

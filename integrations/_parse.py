@@ -6,6 +6,29 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
+from core.errors import ValidationFailed
+from core.events import CanonicalEvent
+
+
+def field_error(source: str, topic: Any, field: str, problem: str) -> ValidationFailed:
+    """The error for one bad field of a `source` payload. The message names the field, never
+    its value (values may be personal data)."""
+    return ValidationFailed(
+        f"{source} {str(topic)[:100]}: field '{field}' {problem}", details={"field": field}
+    )
+
+
+def build_event(source: str, topic: Any, **fields: Any) -> CanonicalEvent:
+    """The canonical event from an adapter's fields; a field the model refuses is named."""
+    try:
+        return CanonicalEvent(source=source, **fields)
+    except PydanticValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in error["loc"]) or "event"
+        raise field_error(source, topic, field, error["msg"]) from None
+
 
 def text(value: Any) -> str | None:
     """A scalar as trimmed text; None for booleans, containers and blanks."""

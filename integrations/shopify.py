@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import ValidationFailed
 from core.events import CanonicalEvent
@@ -378,19 +377,11 @@ def _shop_money(obj: dict, name: str, where: str, topic: str) -> tuple[float | N
 
 
 def _build(topic: str, **fields: Any) -> CanonicalEvent:
-    try:
-        return CanonicalEvent(source="shopify", **fields)
-    except PydanticValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(part) for part in error["loc"]) or "event"
-        raise _field_error(topic, field, error["msg"]) from None
+    return _parse.build_event("shopify", topic, **fields)
 
 
 def _field_error(topic: str, field: str, problem: str) -> ValidationFailed:
-    # The message names the field, never its value (values may be personal data).
-    return ValidationFailed(
-        f"shopify {_safe(topic)}: field '{field}' {problem}", details={"field": field}
-    )
+    return _parse.field_error("shopify", topic, field, problem)
 
 
 def _required_id(p: dict, field: str, topic: str) -> str:

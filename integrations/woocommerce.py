@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError as PydanticValidationError
-
 from core.errors import ValidationFailed
 from core.events import CanonicalEvent
 from integrations import _parse
@@ -267,19 +265,11 @@ def _items(lines: Any, topic: str) -> list[dict[str, Any]]:
 
 
 def _build(topic: str, **fields: Any) -> CanonicalEvent:
-    try:
-        return CanonicalEvent(source="woocommerce", **fields)
-    except PydanticValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(part) for part in error["loc"]) or "event"
-        raise _field_error(topic, field, error["msg"]) from None
+    return _parse.build_event("woocommerce", topic, **fields)
 
 
 def _field_error(topic: str, field: str, problem: str) -> ValidationFailed:
-    # The message names the field, never its value (values may be personal data).
-    return ValidationFailed(
-        f"woocommerce {str(topic)[:100]}: field '{field}' {problem}", details={"field": field}
-    )
+    return _parse.field_error("woocommerce", topic, field, problem)
 
 
 def _required_id(p: dict, field: str, topic: str, *, where: str | None = None) -> str:
