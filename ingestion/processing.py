@@ -24,11 +24,20 @@ from core.streams import RESOLVED, publish
 
 _log = get_logger("cbrain.processing")
 
+# Claim and mark in one pass: the rows are 'processed' inside the batch's transaction, so a
+# rollback leaves them 'pending'; rows another worker holds are skipped, not waited for.
 CLAIM = """
-SELECT id, source, event_id, type, occurred_at, payload_enc FROM raw_events
-WHERE brand_id = $1 AND id = ANY($2::bigint[]) AND status = 'pending'
-ORDER BY id
-FOR UPDATE SKIP LOCKED"""
+UPDATE raw_events r SET status = 'processed', processed_at = now(), attempts = r.attempts + 1,
+       error = NULL
+FROM (SELECT id FROM raw_events
+      WHERE brand_id = $1 AND id = ANY($2::bigint[]) AND status = 'pending'
+      ORDER BY id
+      FOR UPDATE SKIP LOCKED) c
+WHERE r.brand_id = $1 AND r.id = c.id
+RETURNING r.id, r.source, r.event_id, r.type, r.occurred_at, r.payload_enc"""
+
+SUPPRESS = """
+UPDATE raw_events SET status = 'suppressed' WHERE brand_id = $1 AND id = ANY($2::bigint[])"""
 
 MARK = """
 UPDATE raw_events r SET status = u.status, error = u.error, processed_at = now(),
@@ -189,7 +198,7 @@ async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult
         # Safe without waiting for the WAL flush: if the server crashes before it, the rows are
         # still 'pending' in the (durably committed) inbox and the sweeper resolves them again.
         await conn.execute("SET LOCAL synchronous_commit = off")
-        rows = await conn.fetch(CLAIM, brand.id, raw_ids)
+        rows = sorted(await conn.fetch(CLAIM, brand.id, raw_ids), key=lambda r: r["id"])
         result.claimed = len(rows)
         if not rows:
             return result
@@ -201,21 +210,19 @@ async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult
             events.append(ev)
         resolution = await resolve_batch(conn, crypto, brand, events)
         records = []
-        statuses = []
+        suppressed = []
         for ev, profile_id in zip(events, resolution.profile_ids, strict=True):
             if profile_id is None:
-                statuses.append("suppressed")
-                result.suppressed += 1
+                suppressed.append(ev["_raw_id"])
                 continue
             records.append(_event_row(brand.id, crypto, ev["_raw_id"], ev, profile_id))
-            statuses.append("processed")
             result.profiles.add(profile_id)
+        result.suppressed = len(suppressed)
         if records:
             await conn.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
         await resolution.apply_aggregates(conn, events)
-        await conn.execute(
-            MARK, brand.id, [ev["_raw_id"] for ev in events], statuses, [None] * len(events)
-        )
+        if suppressed:
+            await conn.execute(SUPPRESS, brand.id, suppressed)
         result.processed = len(records)
         result.merges = resolution.merges
         result.reviews = resolution.reviews
