@@ -360,6 +360,57 @@ def mcp_stdio(
 
 
 @app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in plain language."),
+    brand: str = typer.Option(..., "--brand", help="Brand slug whose customers to ask about."),
+    trace: bool = typer.Option(
+        False, "--trace", help="Also print each tool call with its arguments and timing."
+    ),
+    pii: bool = typer.Option(
+        False, "--pii", help="Show personal data (emails, phones, names) in clear."
+    ),
+    conversation: str = typer.Option(
+        None, "--conversation", help="Remember turns under this id (follow-up questions)."
+    ),
+) -> None:
+    """Ask the assistant about a brand's customers: Claude over the MCP tools when
+    ANTHROPIC_API_KEY is set, else the offline planner (which says so)."""
+    import json
+
+    from assistant.agent import Assistant
+    from assistant.types import AskContext
+    from core import brands
+
+    async def go(rt: Any) -> Any:
+        async with rt.pool.acquire() as conn:
+            b = await brands.get_brand(conn, brand)
+        ctx = AskContext(brand_id=b.id, surface="cli", conversation_id=conversation, allow_pii=pii)
+        async with Assistant(rt) as assistant:
+            return await assistant.ask(question, ctx)
+
+    answer = _run(go)
+    if trace:
+        mode = "offline planner" if answer.offline else "claude"
+        typer.echo(
+            f"# {mode}, stop_reason={answer.stop_reason}, {len(answer.tool_calls)} tool call(s)"
+        )
+        for c in answer.tool_calls:
+            status = "refused" if c.refused else "error" if c.is_error else "ok"
+            line = f"> {c.name}({json.dumps(c.arguments, ensure_ascii=False, default=str)})"
+            typer.echo(f"{line}  {c.duration_ms:.0f} ms  {status}")
+            if c.is_error and c.error:
+                typer.echo(f"    {c.error[:200]}")
+        typer.echo("")
+    typer.echo(answer.text)
+    if answer.sources:
+        typer.echo("\nSources:")
+        for s in answer.sources:
+            typer.echo(f"- {s}")
+    if answer.stop_reason in ("error", "timeout") and not answer.offline:
+        raise typer.Exit(1)
+
+
+@app.command()
 def worker() -> None:
     """Run the stream worker (consumes events.raw of every brand) until interrupted."""
     from ingestion.worker import run_worker
@@ -1113,6 +1164,147 @@ def dataset_load(
         f"{rep['households']} households, {rep['events']} purchase events "
         f"({rep['accepted']} accepted, {rep['processed']} processed)"
     )
+
+
+slack_app = typer.Typer(help="Slack workspaces connected to a brand.", no_args_is_help=True)
+app.add_typer(slack_app, name="slack")
+gorgias_app = typer.Typer(help="The Gorgias helpdesk of a brand.", no_args_is_help=True)
+app.add_typer(gorgias_app, name="gorgias")
+
+
+@slack_app.command("connect")
+def slack_connect(
+    slug: str,
+    bot_token: str = typer.Option(..., "--bot-token", help="The workspace's xoxb- bot token."),
+    team_id: str = typer.Option(
+        None, "--team-id", help="Expected workspace id (checked against the token)."
+    ),
+    signing_secret: str = typer.Option(
+        None,
+        "--signing-secret",
+        help="Only for a brand's own Slack app; default: the app-wide SLACK_SIGNING_SECRET.",
+    ),
+) -> None:
+    """Connect a Slack workspace to SLUG: the token is checked with auth.test, then sealed."""
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from assistant import surfaces_repo
+    from core import brands
+
+    async def go(rt: Any) -> str:
+        async with rt.pool.acquire() as conn:
+            brand = await brands.get_brand(conn, slug)
+        client = AsyncWebClient(token=bot_token, base_url=rt.settings.slack_api_base, timeout=10)
+        try:
+            me = await client.auth_test()
+        except SlackApiError as exc:
+            typer.echo(f"error: Slack refused the token: {exc.response.get('error')}", err=True)
+            raise typer.Exit(1) from None
+        if not me.get("bot_id"):
+            typer.echo("error: that is not a bot token (xoxb-…)", err=True)
+            raise typer.Exit(1)
+        if team_id and me.get("team_id") != team_id:
+            typer.echo(f"error: the token belongs to workspace {me.get('team_id')}", err=True)
+            raise typer.Exit(1)
+        await surfaces_repo.upsert_workspace(
+            rt.pool,
+            rt.keyring,
+            brand.id,
+            team_id=str(me["team_id"]),
+            team_name=str(me.get("team") or ""),
+            bot_user_id=str(me["user_id"]),
+            bot_id=str(me.get("bot_id") or ""),
+            bot_token=bot_token,
+            signing_secret=signing_secret,
+        )
+        return f"connected Slack workspace {me['team_id']} ({me.get('team') or '?'}) to {slug}"
+
+    typer.echo(_run(go))
+
+
+@slack_app.command("list")
+def slack_list(slug: str) -> None:
+    """The Slack workspaces connected to SLUG."""
+    from assistant import surfaces_repo
+    from core import brands
+
+    async def go(rt: Any) -> list[Any]:
+        async with rt.pool.acquire() as conn:
+            brand = await brands.get_brand(conn, slug)
+            return await surfaces_repo.workspaces_of(conn, brand.id)
+
+    for r in _run(go):
+        secret = "own signing secret" if r["own_secret"] else "app signing secret"
+        typer.echo(f"{r['team_id']}\t{r['team_name']}\tbot {r['bot_user_id']}\t{secret}")
+
+
+@slack_app.command("disconnect")
+def slack_disconnect(slug: str, team_id: str = typer.Option(..., "--team-id")) -> None:
+    """Forget a workspace: its token is deleted and its requests are refused."""
+    from assistant import surfaces_repo
+    from core import brands
+
+    async def go(rt: Any) -> bool:
+        async with rt.pool.acquire() as conn:
+            brand = await brands.get_brand(conn, slug)
+            return await surfaces_repo.delete_workspace(conn, brand.id, team_id)
+
+    if not _run(go):
+        typer.echo(f"error: workspace {team_id} is not connected to {slug}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"disconnected {team_id} from {slug}")
+
+
+@gorgias_app.command("connect")
+def gorgias_connect(
+    slug: str,
+    domain: str = typer.Option(None, "--domain", help="Account name: 'acme' for acme.gorgias.com."),
+    base_url: str = typer.Option(None, "--base-url", help="Instead of --domain."),
+    email: str = typer.Option(..., "--email", help="The REST API user's email."),
+    api_key: str = typer.Option(..., "--api-key", help="Settings → REST API key."),
+    webhook_secret: str = typer.Option(
+        None, "--webhook-secret", help="X-Webhook-Token value; generated when omitted."
+    ),
+    check: bool = typer.Option(True, "--check/--no-check", help="Try the key on the API."),
+) -> None:
+    """Connect SLUG's Gorgias account; prints the webhook URL and header for the HTTP
+    integration (see docs/gorgias.md)."""
+    import secrets as _secrets
+
+    import httpx
+
+    from assistant import surfaces_repo
+    from assistant.gorgias_client import account_base_url
+    from core import brands
+
+    token = webhook_secret or _secrets.token_urlsafe(32)
+
+    async def go(rt: Any) -> str:
+        url = account_base_url(domain, base_url, rt.settings.gorgias_base_url)
+        if check:
+            async with httpx.AsyncClient(base_url=url, auth=(email, api_key), timeout=15) as h:
+                try:
+                    resp = await h.get("/api/account")
+                except httpx.HTTPError as exc:
+                    typer.echo(f"error: {url} unreachable: {type(exc).__name__}", err=True)
+                    raise typer.Exit(1) from None
+            if resp.status_code in (401, 403):
+                typer.echo("error: Gorgias refused the email / API key", err=True)
+                raise typer.Exit(1)
+        async with rt.pool.acquire() as conn:
+            brand = await brands.get_brand(conn, slug)
+            await surfaces_repo.upsert_gorgias(
+                conn, rt.keyring, brand.id, base_url=url, api_email=email, api_key=api_key
+            )
+            await brands.add_secret(conn, rt.keyring, brand.id, "gorgias", token, replace=True)
+        return (
+            f"connected Gorgias {url} to {slug}\n"
+            f"webhook URL: {rt.settings.public_base_url}/integrations/gorgias/webhook?brand={slug}\n"
+            f"header X-Webhook-Token: {token}"
+        )
+
+    typer.echo(_run(go))
 
 
 def main() -> None:

@@ -63,6 +63,10 @@ def create_app(
             # The MCP session manager must run in the app's lifespan (a mounted sub-app's
             # own lifespan never runs).
             await stack.enter_async_context(app.state.mcp_lifespan())
+            from assistant import routes as assistant_routes
+
+            # Slack and Gorgias: the Gorgias sweeper runs, the agent is closed on the way out.
+            await stack.enter_async_context(assistant_routes.lifespan(app))
             tasks = [asyncio.create_task(start(rt)) for start in (background or [])]
             try:
                 yield
@@ -124,6 +128,7 @@ def create_app(
 
 def _routers() -> list[Callable[[FastAPI], None]]:
     """Each package that serves HTTP contributes an `include(app)`."""
+    from assistant import routes as assistant_routes
     from automations import api as automations_api
     from identity import api as identity_api
     from identity import profiles_api
@@ -136,4 +141,5 @@ def _routers() -> list[Callable[[FastAPI], None]]:
         identity_api.include,
         profiles_api.include,
         automations_api.include,
+        assistant_routes.include,
     ]

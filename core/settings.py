@@ -44,8 +44,28 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL")
     assistant_model: str = Field("claude-sonnet-5", alias="ASSISTANT_MODEL")
+    # The assistant's budgets per question: model turns, tokens (input + output, all turns),
+    # wall-clock seconds; the SDK's per-request timeout and retries; conversation memory.
+    assistant_max_turns: int = Field(8, alias="ASSISTANT_MAX_TURNS")
+    assistant_max_tokens: int = Field(1500, alias="ASSISTANT_MAX_TOKENS")
+    assistant_token_budget: int = Field(80_000, alias="ASSISTANT_TOKEN_BUDGET")
+    assistant_timeout_s: float = Field(90.0, alias="ASSISTANT_TIMEOUT_S")
+    assistant_request_timeout_s: float = Field(45.0, alias="ASSISTANT_REQUEST_TIMEOUT_S")
+    assistant_max_retries: int = Field(2, alias="ASSISTANT_MAX_RETRIES")
+    assistant_memory_ttl_s: int = Field(3 * 86400, alias="ASSISTANT_MEMORY_TTL_S")
+    assistant_memory_turns: int = Field(6, alias="ASSISTANT_MEMORY_TURNS")
     slack_api_base: str = Field("https://slack.com/api/", alias="SLACK_API_BASE")
     gorgias_base_url: str | None = Field(None, alias="GORGIAS_BASE_URL")
+    # One Slack app installed in many workspaces: one signing secret for the app (a workspace
+    # connected with its own app's secret uses that one instead).
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    # Gorgias API budget per account (API-key integrations: 40 requests / 20 s, leaky bucket).
+    gorgias_rate_limit: int = Field(40, alias="GORGIAS_RATE_LIMIT")
+    gorgias_rate_window_s: float = Field(20.0, alias="GORGIAS_RATE_WINDOW_S")
+    # A 429's Retry-After longer than this is not waited out inline: the delivery stays
+    # pending and the sweeper retries it.
+    gorgias_max_retry_after_s: float = Field(30.0, alias="GORGIAS_MAX_RETRY_AFTER_S")
+    gorgias_timeout_s: float = Field(15.0, alias="GORGIAS_TIMEOUT_S")
     twilio_api_base: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE")
     shopify_api_base: str | None = Field(None, alias="SHOPIFY_API_BASE")
 

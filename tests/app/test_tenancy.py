@@ -22,6 +22,8 @@ SKIP = {
     "/webhooks/": "authenticated by the brand's webhook signature, walked in tests/ingestion",
     "/slack": "authenticated by Slack's request signature, not an API key",
     "/mcp": "MCP transport with its own bearer auth, walked in the MCP tests",
+    "/integrations/": "authenticated by the brand's X-Webhook-Token, walked in tests/surfaces",
+    "/dashboard": "browser pages on a cookie session, not an API key: tests/dashboard walks them",
     "/docs": "static OpenAPI UI",
     "/redoc": "static OpenAPI UI",
     "/openapi.json": "the API description: no brand data",
