@@ -130,6 +130,7 @@ def _routers() -> list[Callable[[FastAPI], None]]:
     """Each package that serves HTTP contributes an `include(app)`."""
     from assistant import routes as assistant_routes
     from automations import api as automations_api
+    from dashboard import routes as dashboard_routes
     from identity import api as identity_api
     from identity import profiles_api
     from ingestion import api as ingestion_api
@@ -142,4 +143,5 @@ def _routers() -> list[Callable[[FastAPI], None]]:
         profiles_api.include,
         automations_api.include,
         assistant_routes.include,
+        dashboard_routes.include,
     ]
