@@ -975,7 +975,7 @@ def train_cmd(
             def progress(step: str, frac: float) -> None:
                 bar.update(task, completed=100 * frac, description=step)
 
-            return await pipeline.train(
+            rep = await pipeline.train(
                 rt,
                 b,
                 as_of=when,
@@ -984,6 +984,8 @@ def train_cmd(
                 progress=progress,
                 store_features=store_features,
             )
+        await _refresh_overview(rt, b.id)
+        return rep
 
     rep = _run(go)
     table = Table(title=f"models as of {rep.as_of:%Y-%m-%d}")
@@ -1021,6 +1023,14 @@ def train_cmd(
     typer.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in rep.seconds.items()))
 
 
+async def _refresh_overview(rt: Any, brand_id: Any) -> None:
+    """New predictions change the dashboard's churn, value and segment charts: recompute its
+    cached overview now (seconds at a million profiles) rather than on an analyst's visit."""
+    from dashboard import overview
+
+    await overview.warm(rt, brand_id)
+
+
 @app.command("score")
 def score_cmd(
     brand: str = typer.Option(..., "--brand", help="Brand slug."),
@@ -1035,12 +1045,14 @@ def score_cmd(
         b = await _brand_by_slug(rt, brand)
         with _ml_bar() as bar:
             task = bar.add_task("score", total=100)
-            return await pipeline.score(
+            rep = await pipeline.score(
                 rt,
                 b,
                 as_of=when,
                 progress=lambda s, f: bar.update(task, completed=100 * f, description=s),
             )
+        await _refresh_overview(rt, b.id)
+        return rep
 
     rep = _run(go)
     typer.echo(

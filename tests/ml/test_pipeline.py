@@ -283,9 +283,11 @@ async def test_complete_journey_loader_resolves_households(rt: Any) -> None:
 
 
 async def test_cli(rt: Any, settings: Any, trained: dict[str, Any], tmp_path: Path) -> None:
+    from dashboard.overview import _key as overview_key
     from tests.app.test_cli import _cbrain
 
     slug = trained["brand"].slug
+    await rt.redis.delete(overview_key(trained["brand"].id))
     out = _cbrain(
         [
             "train",
@@ -301,6 +303,10 @@ async def test_cli(rt: Any, settings: Any, trained: dict[str, Any], tmp_path: Pa
     )
     assert out.returncode == 0, out.stderr
     assert "auc" in out.stdout and "gini" in out.stdout and "horizon shrunk" in out.stdout
+    # New predictions: the dashboard's overview was recomputed, not left for a visitor.
+    cached = orjson.loads(await rt.redis.get(overview_key(trained["brand"].id)))
+    assert time.time() - cached["at"] < 120
+    assert sum(cached["v"]["churn"].values()) > 0
     out = _cbrain(["models", "list", "--brand", slug, "--kind", "churn"], settings)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("active") == 1
