@@ -148,6 +148,30 @@ async def _summary(rt: Runtime, brand_id: Any) -> dict[str, Any]:
     return {k: await rt.pool.fetchval(v, brand_id) for k, v in q.items()}
 
 
+async def _train_if_needed(rt: Runtime, brand: brands.Brand, console: Any) -> None:
+    """Train and score once (churn, value, segments, recommendations, embeddings, journeys),
+    so every page, tool and answer of the demo has predictions; later runs reuse them."""
+    from rich.progress import BarColumn, Progress
+
+    from dashboard import overview
+    from ml import pipeline, registry
+
+    async with rt.pool.acquire() as conn:
+        if await registry.load_active(conn, brand.id, "churn") is not None:
+            return
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task("training models", total=100)
+        await pipeline.train(
+            rt,
+            brand,
+            progress=lambda step, frac: bar.update(task, completed=100 * frac, description=step),
+        )
+    await overview.warm(rt, brand.id)
+    console.print("models trained and every customer scored")
+
+
 def run_demo(host: str, port: int) -> None:
     import uvicorn
     from rich.console import Console
@@ -201,14 +225,20 @@ def run_demo(host: str, port: int) -> None:
                     bar.update(task, description="resolving identities")
                     await _wait_processed(rt, brand.id)
                 console.print(f"loaded: {sent}")
+            await _train_if_needed(rt, brand, console)
             summary = await _summary(rt, brand.id)
             out = Console(soft_wrap=True)
             out.print(f"\n[bold]Customer Brain demo[/bold] at {url}  (brand '{DEMO_SLUG}')")
             for k, v in summary.items():
                 out.print(f"  {k:20} {v}")
-            out.print(f"  health:  curl {url}/health")
+            out.print(f"  health:     curl {url}/health")
             out.print(f"  API key (admin, shown once): {key}")
-            out.print(f"  try:     curl -H 'Authorization: Bearer {key}' {url}/v1/reviews")
+            out.print(f"  dashboard:  {url}/dashboard  (sign in with the key above)")
+            out.print(f"  REST:       curl -H 'Authorization: Bearer {key}' {url}/v1/reviews")
+            out.print(f"  MCP:        {url}/mcp  (Bearer key), or `cbrain mcp --brand {DEMO_SLUG}`")
+            out.print(
+                f'  assistant:  cbrain ask "which VIP customers are at risk?" --brand {DEMO_SLUG}'
+            )
             out.print("Ctrl-C to stop.")
             with contextlib.suppress(asyncio.CancelledError):
                 await serving

@@ -28,9 +28,11 @@ def _who(ref: Data | None) -> str:
     if not ref:
         return "?"
     name = (ref.get("name") or {}).get("untrusted_text") if ref.get("name") else None
-    short = str(ref.get("customer_ref", "?"))[:8]
+    # The whole ref: profile ids are UUIDv7, whose first characters are a timestamp shared by
+    # every profile made the same day, and an analyst pastes the ref into the next question.
+    ref_id = str(ref.get("customer_ref", "?"))
     contact = ref.get("contact")
-    return " ".join(x for x in (name, contact, f"({short})") if x)
+    return " ".join(x for x in (name, contact, f"({ref_id})") if x)
 
 
 def _notes(d: Data) -> list[str]:
