@@ -107,15 +107,48 @@ def identifier_keys(
     blocklist: Iterable[str] = (),
 ) -> list[IdKey]:
     """Every valid identifier of an event as a keyed hash; invalid ones are left out (they stay
-    on the raw event, flagged); placeholders are kept but marked unusable."""
+    on the raw event, flagged); placeholders are kept but marked unusable.
+
+    A person's events repeat the same identifiers (a session's cookie and device, the email
+    once signed in), so results are memoised per brand and identifier set: a stream worker
+    skips normalizing and hashing for most events. The memo lives in process memory only,
+    like the decrypted payloads it derives from, and is dropped wholesale when full.
+    """
+    view = _as_identifiers(ids)
+    blocked = tuple(blocklist)
+    memo_key: tuple[Any, ...] | None = (
+        crypto.brand_id,
+        region,
+        provider_rules,
+        blocked,
+        view.email,
+        view.phone,
+        view.whatsapp,
+        view.loyalty_id,
+        view.device_id,
+        view.cookie_id,
+        tuple(sorted((str(k), str(v)) for k, v in (view.external_ids or {}).items())),
+    )
+    try:
+        hit = _MEMO.get(memo_key)
+    except TypeError:  # an unhashable value (not from a validated event): no memo
+        memo_key, hit = None, None
+    if hit is not None:
+        return list(hit)
     out = []
-    for n in identifiers_of(
-        _as_identifiers(ids), region=region, provider_rules=provider_rules, blocklist=blocklist
-    ):
+    for n in identifiers_of(view, region=region, provider_rules=provider_rules, blocklist=blocked):
         if not n.valid or n.value is None:
             continue
         out.append(_key(crypto, n))
+    if memo_key is not None:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[memo_key] = tuple(out)
     return out
+
+
+_MEMO: dict[tuple[Any, ...], tuple[IdKey, ...]] = {}
+_MEMO_MAX = 50_000
 
 
 def _key(crypto: BrandCrypto, n: Normalized) -> IdKey:

@@ -224,8 +224,22 @@ def _phone_e164_raw(text: str, region: str) -> tuple[str | None, str | None]:
 _phone_e164 = lru_cache(maxsize=65536)(_phone_e164_raw)
 
 
+# A trailing extension marker, with or without its digits ("... ext.", "... x 12").
+_TRAILING_EXTENSION = re.compile(r"[ ,]*(?:ext\.?|extn\.?|extension|x)[ .:#]*[0-9]{0,7}\s*$", re.I)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def _phone_e164_slow(text: str, region: str) -> tuple[str | None, str | None]:
-    """The reference path: `phonenumbers.parse` and its possibility check."""
+    """The reference path: `phonenumbers.parse` and its possibility check.
+
+    Letters are refused, but for a trailing extension marker: phonenumbers would read them as
+    a vanity number ("0000000000 ext." became +91...398, E-X-T on a keypad), which no
+    customer means when typing into a phone field, and which does not normalize idempotently.
+    """
+    if _LETTER.search(text):
+        text = _TRAILING_EXTENSION.sub("", text)
+        if _LETTER.search(text):
+            return None, "not_a_number"
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:

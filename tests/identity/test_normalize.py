@@ -456,3 +456,15 @@ def test_bulk_email_path_corrects_domains_like_the_scalar_one() -> None:
 
     assert bulk_emails(values, scalar) == [scalar(v) for v in values]
     assert [v for v, _ in bulk_emails(values, scalar)][:2] == ["ann@gmail.com", "bo@acme.com"]
+
+
+@pytest.mark.parametrize("region", ["GB", "IN", "US"])
+def test_letters_in_a_phone_are_no_vanity_number(region: str) -> None:
+    # phonenumbers reads letters as a keypad ("ext." -> 398): a bare extension marker is
+    # dropped, other letters make the value invalid, and the result is idempotent.
+    once = normalize_phone("0000000000 ext.", region=region)
+    assert once.value is None or "398" not in once.value
+    if once.valid and once.value is not None:
+        assert normalize_phone(once.value, region=region).value == once.value
+    assert not normalize_phone("1-800-FLOWERS", region=region).valid
+    assert normalize_phone("+44 7700 900123 x", region=region).value == "+447700900123"
