@@ -40,7 +40,7 @@ from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 
 SLUG = "bench-mcp"
-TABLES = ("profiles", "events", "predictions", "profile_identifiers")
+TABLES = ("profiles", "events", "predictions", "profile_identifiers", "profile_embeddings")
 # The issue's goals: interactive per-customer calls by p50, analytics by p99.
 GOALS = {
     "lookup_customer (email)": ("p50", 10),
@@ -96,7 +96,7 @@ WHERE (p.g * 2654435761::bigint % 1000) < v.share * 1000"""
 PROFILES = """
 INSERT INTO profiles (brand_id, id, created_at, first_seen, last_seen, name_norm, city, country,
                       event_count, order_count, total_spent, first_order_at, last_order_at,
-                      channels, profile_strength, embedding)
+                      channels, profile_strength)
 SELECT $1, p.id, a.first_seen, a.first_seen, a.last_seen,
        (ARRAY['olivia', 'amelia', 'isla', 'ava', 'noah', 'oliver', 'george', 'leo', 'harry',
               'mia'])[1 + p.g % 10] || ' ' ||
@@ -104,9 +104,7 @@ SELECT $1, p.id, a.first_seen, a.first_seen, a.last_seen,
               'patel', 'wright', 'walker', 'evans'])[1 + (p.g / 10) % 12] || ' ' || p.g,
        (ARRAY['London', 'Manchester', 'Leeds', 'Bristol', 'Glasgow', 'Cardiff', 'Birmingham',
               'Liverpool'])[1 + p.g % 8], 'GB',
-       a.n, a.orders, a.spent, a.first_order, a.last_order, a.channels, 3,
-       (SELECT l2_normalize(array_agg(random() - 0.5)::vector) FROM generate_series(1, 32)
-        WHERE p.g > 0)  -- correlated, so drawn per profile
+       a.n, a.orders, a.spent, a.first_order, a.last_order, a.channels, 3
 FROM bench_people p
 JOIN (SELECT profile_id, count(*) AS n, count(*) FILTER (WHERE type = 'purchase') AS orders,
              coalesce(sum(total) FILTER (WHERE type = 'purchase'), 0) AS spent,
@@ -115,6 +113,12 @@ JOIN (SELECT profile_id, count(*) AS n, count(*) FILTER (WHERE type = 'purchase'
              max(occurred_at) FILTER (WHERE type = 'purchase') AS last_order,
              array_agg(DISTINCT source ORDER BY source) AS channels
       FROM events WHERE brand_id = $1 GROUP BY profile_id) a ON a.profile_id = p.id"""
+EMBEDDINGS = """
+INSERT INTO profile_embeddings (brand_id, profile_id, embedding)
+SELECT $1, p.id,
+       (SELECT l2_normalize(array_agg(random() - 0.5)::vector) FROM generate_series(1, 32)
+        WHERE p.g > 0)  -- correlated, so drawn per profile
+FROM bench_people p"""
 PREDICTIONS = """
 WITH base AS (
     SELECT p.id, b.g, p.order_count, p.total_spent::float8 AS spent,
@@ -185,6 +189,7 @@ async def build(rt: Any, n: int) -> None:
             ("purchases", PURCHASES, (brand.id,)),
             ("browsing", BROWSING, (brand.id,)),
             ("profiles", PROFILES, (brand.id,)),
+            ("embeddings", EMBEDDINGS, (brand.id,)),
         ]
         for name, sql, args in steps:
             t = time.perf_counter()

@@ -32,7 +32,10 @@ ORDER BY similarity(name_norm, $2) DESC, last_seen DESC LIMIT $3"""
 PROFILES = """
 SELECT id, first_seen, last_seen, city, country, event_count, order_count, total_spent,
        refund_total, first_order_at, last_order_at, channels, profile_strength, household_id,
-       tags, traits_enc, embedding IS NOT NULL AS has_embedding
+       tags, traits_enc,
+       EXISTS (SELECT 1 FROM profile_embeddings e
+               WHERE e.brand_id = profiles.brand_id AND e.profile_id = profiles.id)
+           AS has_embedding
 FROM profiles WHERE brand_id = $1 AND id = ANY($2::uuid[]) LIMIT 500"""
 PREDICTIONS_OF = """
 SELECT profile_id, kind, value, band, details, as_of FROM predictions
@@ -191,14 +194,16 @@ async def product_info(conn: Conn, brand_id: UUID, ids: list[str]) -> dict[str, 
 
 
 # --- similar customers ----------------------------------------------------------------------
-EMBEDDING_OF = "SELECT embedding FROM profiles WHERE brand_id = $1 AND id = $2"
+EMBEDDING_OF = "SELECT embedding FROM profile_embeddings WHERE brand_id = $1 AND profile_id = $2"
 # The HNSW index is shared by all brands: iterative scans keep reading it until enough rows
 # of this brand are found (pgvector >= 0.8), instead of filtering one ef_search window.
 NEAREST_SETUP = ("SET LOCAL hnsw.ef_search = 100", "SET LOCAL hnsw.iterative_scan = relaxed_order")
 NEAREST = """
-SELECT id, 1 - (embedding <=> $2) AS similarity FROM profiles
-WHERE brand_id = $1 AND merged_into IS NULL AND embedding IS NOT NULL AND id <> $3
-ORDER BY embedding <=> $2 LIMIT $4"""
+SELECT e.profile_id AS id, 1 - (e.embedding <=> $2) AS similarity
+FROM profile_embeddings e
+JOIN profiles p ON p.brand_id = e.brand_id AND p.id = e.profile_id
+WHERE e.brand_id = $1 AND p.merged_into IS NULL AND e.profile_id <> $3
+ORDER BY e.embedding <=> $2 LIMIT $4"""
 NEAREST_BEHAVIOUR = """
 SELECT id, 1 / (1 + sqrt(
         power(ln(1 + order_count) - ln(1 + $2::float8), 2)

@@ -681,9 +681,12 @@ async def _write_embeddings(rt: Any, brand_id: UUID, emb: Any) -> int:
         await conn.copy_records_to_table("_pemb", records=prod, columns=["id", "embedding"])
         await conn.execute(
             # Every write re-inserts into the HNSW index: skip vectors that barely moved.
-            "UPDATE profiles p SET embedding = t.embedding FROM _cemb t"
-            " WHERE p.brand_id = $1 AND p.id = t.id"
-            " AND (p.embedding IS NULL OR (p.embedding <=> t.embedding) > 1e-4)",
+            "INSERT INTO profile_embeddings AS pe (brand_id, profile_id, embedding)"
+            " SELECT $1, t.id, t.embedding FROM _cemb t"
+            " JOIN profiles p ON p.brand_id = $1 AND p.id = t.id"
+            " ON CONFLICT (brand_id, profile_id) DO UPDATE"
+            " SET embedding = EXCLUDED.embedding, updated_at = now()"
+            " WHERE (pe.embedding <=> EXCLUDED.embedding) > 1e-4",
             brand_id,
         )
         await conn.execute(

@@ -145,7 +145,9 @@ async def test_erasing_100_people_leaves_no_row_or_key_and_suppresses_them(rt, c
     assert len(raw_ids) == 301
     # what other packages keep per profile
     await rt.pool.execute(
-        "UPDATE profiles SET embedding = array_fill(0.5::real, ARRAY[32])::vector WHERE brand_id = $1",
+        "INSERT INTO profile_embeddings (brand_id, profile_id, embedding) "
+        "SELECT brand_id, id, array_fill(0.5::real, ARRAY[32])::vector FROM profiles "
+        "WHERE brand_id = $1",
         bid,
     )
     for sql in {

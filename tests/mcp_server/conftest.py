@@ -166,7 +166,8 @@ async def _predict(rt: Any, brand_id: UUID, now: datetime) -> tuple[list[UUID], 
         for pid in scored[1:]:
             v = rng.normal(size=32)
             await conn.execute(
-                "UPDATE profiles SET embedding = $3 WHERE brand_id = $1 AND id = $2",
+                "INSERT INTO profile_embeddings (brand_id, profile_id, embedding) "
+                "VALUES ($1, $2, $3)",
                 brand_id,
                 pid,
                 (v / np.linalg.norm(v)).astype(np.float32),

@@ -152,8 +152,9 @@ async def test_missing_customer_and_bad_arguments_are_clear_errors(dataset, conn
 async def test_similar_customers_are_the_nearest_embeddings(dataset, rt, connect):
     target = dataset.scored[5]
     rows = await rt.pool.fetch(
-        """SELECT id, embedding FROM profiles
-           WHERE brand_id = $1 AND merged_into IS NULL AND embedding IS NOT NULL""",
+        """SELECT p.id, e.embedding FROM profiles p
+           JOIN profile_embeddings e ON e.brand_id = p.brand_id AND e.profile_id = p.id
+           WHERE p.brand_id = $1 AND p.merged_into IS NULL""",
         dataset.a.id,
     )
     vecs = {r["id"]: np.asarray(r["embedding"].to_numpy(), dtype=float) for r in rows}

@@ -119,7 +119,7 @@ async def test_versions_metrics_and_predictions(rt: Any, trained: dict[str, Any]
     )
     assert n_products > 0 and named == n_products and emb > 0
     assert await rt.pool.fetchval(
-        "SELECT count(*) FROM profiles WHERE brand_id = $1 AND embedding IS NOT NULL", brand.id
+        "SELECT count(*) FROM profile_embeddings WHERE brand_id = $1", brand.id
     ) >= len(live)
     assert await rt.pool.fetchval(
         "SELECT count(*) FROM features WHERE brand_id = $1 AND as_of = $2", brand.id, AS_OF.date()
