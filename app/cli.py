@@ -529,12 +529,12 @@ def recompute(
         ) as bar:
             for b in found:
                 task = bar.add_task(f"checking {b.slug}", total=None)
+
+                def advance(done: int, total: int, t: Any = task) -> None:
+                    bar.update(t, completed=done, total=total)
+
                 report = await recompute_brand(
-                    rt,
-                    b.id,
-                    batch=batch,
-                    dry_run=dry_run,
-                    progress=lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                    rt, b.id, batch=batch, dry_run=dry_run, progress=advance
                 )
                 out.append((b.slug, report))
         return out

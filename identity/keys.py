@@ -129,10 +129,11 @@ def identifier_keys(
         view.cookie_id,
         tuple(sorted((str(k), str(v)) for k, v in (view.external_ids or {}).items())),
     )
+    hit = None
     try:
-        hit = _MEMO.get(memo_key)
+        hit = _MEMO.get(memo_key) if memo_key is not None else None
     except TypeError:  # an unhashable value (not from a validated event): no memo
-        memo_key, hit = None, None
+        memo_key = None
     if hit is not None:
         return list(hit)
     out = []

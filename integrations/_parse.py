@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import ValidationFailed
-from core.events import CanonicalEvent
+from core.events import CanonicalEvent, Source
 
 
 def field_error(source: str, topic: Any, field: str, problem: str) -> ValidationFailed:
@@ -20,7 +20,7 @@ def field_error(source: str, topic: Any, field: str, problem: str) -> Validation
     )
 
 
-def build_event(source: str, topic: Any, **fields: Any) -> CanonicalEvent:
+def build_event(source: Source, topic: Any, **fields: Any) -> CanonicalEvent:
     """The canonical event from an adapter's fields; a field the model refuses is named."""
     try:
         return CanonicalEvent(source=source, **fields)

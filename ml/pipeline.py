@@ -443,7 +443,7 @@ async def score(
     """
     report_to = progress or (lambda _s, _f: None)
     steps: dict[str, float] = {}
-    last = [time.perf_counter(), "start"]
+    last: list[Any] = [time.perf_counter(), "start"]
 
     def step(name: str, frac: float) -> None:
         now = time.perf_counter()
@@ -457,8 +457,8 @@ async def score(
         act = {k: await registry.load_active(conn, brand.id, k) for k in registry.KINDS}
     if act["churn"] is None or act["ltv"] is None:
         raise NotEnoughData("no active churn/ltv model: run `cbrain train` first")
-    churn = ChurnModel.from_bytes(act["churn"].artifact)
-    value = ValueModel.from_bytes(act["ltv"].artifact)
+    churn = ChurnModel.from_bytes(_artifact(act["churn"]))
+    value = ValueModel.from_bytes(_artifact(act["ltv"]))
     params = act["churn"].params
     step("load", 0.0)
     fr = _frames or await _load(rt, brand.id, as_of)
@@ -474,7 +474,11 @@ async def score(
             horizons=params.get("horizons", (90, 365)),
         )
     full = profile_ids is None
-    target = X.index if full else X.index.intersection(pd.Index([str(p) for p in profile_ids]))
+    target = (
+        X.index
+        if profile_ids is None
+        else X.index.intersection(pd.Index([str(p) for p in profile_ids]))
+    )
     if len(X) == 0:
         return ScoreReport(as_of, 0, 0, 0, 0, time.perf_counter() - t0)
     rows: list[tuple] = []
@@ -528,7 +532,7 @@ async def score(
 
     if act["segment"] is not None:
         step("segments", 0.6)
-        cl = Clusters.from_dict(_ungz(act["segment"].artifact))
+        cl = Clusters.from_dict(_ungz(_artifact(act["segment"])))
         r = rfm(X).reindex(target)
         names = cl.assign(X).reindex(target).to_numpy(object)
         idx = {n: i for i, n in enumerate(cl.names)}
@@ -550,7 +554,7 @@ async def score(
 
     if act["recommendations"] is not None and len(fr.lines):
         step("recommendations", 0.7)
-        rec = Recommender.from_bytes(act["recommendations"].artifact)
+        rec = Recommender.from_bytes(_artifact(act["recommendations"]))
         recs = rec.recommend(fr.lines, list(target), k=10, as_of=as_of)
         prod = fr.products.set_index("product_id")
         pname = prod["name"].to_dict() if len(prod) else {}
@@ -662,6 +666,13 @@ async def _write_products(conn: Any, brand_id: UUID, products: pd.DataFrame) -> 
         brand_id,
     )
     return len(recs)
+
+
+def _artifact(mv: Any) -> bytes:
+    """The stored model of an active version (a version row without one cannot score)."""
+    if mv.artifact is None:
+        raise NotEnoughData(f"model {mv.kind} v{mv.version} has no stored artifact: retrain")
+    return bytes(mv.artifact)
 
 
 async def _write_embeddings(rt: Any, brand_id: UUID, emb: Any) -> int:
