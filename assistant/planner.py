@@ -18,21 +18,9 @@ from rapidfuzz import fuzz, process
 
 from assistant.safety import clean
 from assistant.types import AskContext
+from ml.names import RFM_SEGMENTS
 
-SEGMENTS = (
-    "Champions",
-    "Loyal",
-    "Potential Loyalists",
-    "New",
-    "Promising",
-    "Need Attention",
-    "About to Sleep",
-    "At Risk",
-    "Can't Lose Them",
-    "Hibernating",
-    "Lost",
-    "Prospects",
-)
+SEGMENTS = (*RFM_SEGMENTS, "Prospects")
 # Generic words that are also segment names: only capitalised, they name the segment.
 _CASED_SEGMENTS = {"New", "Loyal", "Lost", "Promising", "At Risk", "Champions"}
 

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from ml.names import RFM_SEGMENTS
+
 STAGES = (
     "awareness",
     "consideration",
@@ -18,19 +20,7 @@ STAGES = (
     "at_risk",
     "lapsed",
 )
-SEGMENTS = (
-    "Champions",
-    "Loyal",
-    "Potential Loyalists",
-    "New",
-    "Promising",
-    "Need Attention",
-    "About to Sleep",
-    "At Risk",
-    "Can't Lose Them",
-    "Hibernating",
-    "Lost",
-)
+SEGMENTS = RFM_SEGMENTS
 # Channels that reach the customer: consent, quiet hours and frequency caps apply to them.
 CUSTOMER_CHANNELS = frozenset({"whatsapp", "email"})
 

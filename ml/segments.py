@@ -10,19 +10,6 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-RFM_SEGMENTS = (
-    "Champions",
-    "Loyal",
-    "Potential Loyalists",
-    "New",
-    "Promising",
-    "Need Attention",
-    "About to Sleep",
-    "At Risk",
-    "Can't Lose Them",
-    "Hibernating",
-    "Lost",
-)
 NO_ORDERS = "Prospects"
 
 # Rows: R score 5..1 (5 = most recent); columns: FM score 1..5. The usual R x FM map

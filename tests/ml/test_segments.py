@@ -3,7 +3,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ml.features import build_features
-from ml.segments import RFM_SEGMENTS, fit_clusters, quintile_score, rfm, rfm_segment
+from ml.names import RFM_SEGMENTS
+from ml.segments import fit_clusters, quintile_score, rfm, rfm_segment
 
 from ._data import AS_OF, small
 
