@@ -164,7 +164,8 @@ class AutomationRunner:
         keys = {k: b for k, b in self._brands.items() if only is None or b.id == only}
         if not keys:
             return False
-        resp: Any = await self.rt.redis.xreadgroup(
+        client = self.rt.redis if block_ms is None else self.rt.blocking_redis()
+        resp: Any = await client.xreadgroup(
             GROUP, self.name, {k: ">" for k in keys}, count=200, block=block_ms
         )
         for key, entries in resp or []:

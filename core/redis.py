@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 
-def create_redis(url: str) -> aioredis.Redis:
+def create_redis(url: str, *, socket_timeout: float = 2.0) -> aioredis.Redis:
     # Short timeouts: Redis is a buffer and a cache; when it is down, callers degrade
     # (the inbox keeps accepting) instead of hanging.
     return aioredis.Redis.from_url(
         url,
-        socket_timeout=2.0,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=1.0,
         health_check_interval=15,
         decode_responses=False,

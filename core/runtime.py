@@ -30,6 +30,18 @@ class Runtime:
     redis_url: str
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def blocking_redis(self) -> aioredis.Redis:
+        """The client for blocking stream reads (XREADGROUP BLOCK). With the cache's 2 s
+        socket timeout, a reply to a 1 s block read late by a busy event loop (a batch being
+        resolved in the same process) looked like a dead Redis: the worker logged "redis
+        unavailable", swept and backed off. Its timeout outlasts any block we ask for; a Redis
+        that is really down still refuses the connection at once."""
+        client = self.extras.get("_blocking_redis")
+        if client is None:
+            client = create_redis(self.redis_url, socket_timeout=30.0)
+            self.extras["_blocking_redis"] = client
+        return client
+
 
 def resolve_database_url(settings: Settings, database: str = "cbrain") -> str:
     if settings.database_url:
@@ -66,15 +78,19 @@ async def open_runtime(
         dsn, min_size=settings.db_pool_min, max_size=pool_max or settings.db_pool_max
     )
     redis = create_redis(redis_url)
+    rt = Runtime(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        keyring=Keyring(pepper, key),
+        database_url=dsn,
+        redis_url=redis_url,
+    )
     try:
-        yield Runtime(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            keyring=Keyring(pepper, key),
-            database_url=dsn,
-            redis_url=redis_url,
-        )
+        yield rt
     finally:
+        blocking = rt.extras.pop("_blocking_redis", None)
+        if blocking is not None:
+            await blocking.aclose()
         await redis.aclose()
         await pool.close()

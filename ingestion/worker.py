@@ -115,7 +115,7 @@ class Worker:
         if not self._brands:
             await asyncio.sleep(self.config.block_ms / 1000)
             return False
-        resp: Any = await self.rt.redis.xreadgroup(
+        resp: Any = await self.rt.blocking_redis().xreadgroup(
             GROUP,
             self.name,
             {k: ">" for k in self._brands},
