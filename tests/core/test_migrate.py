@@ -96,3 +96,29 @@ def test_badly_named_migration_file_is_refused(tmp_path: Path):
     (tmp_path / "1_x.sql").write_text("")
     with pytest.raises(ConfigError, match="NNNN_name"):
         migrate.discover(tmp_path)
+
+
+async def test_profiles_carry_no_vector_index(rt):
+    # Every event resolved to a profile updates its aggregates, and each such update writes
+    # the row into every index of `profiles`. A vector index there (HNSW, IVFFlat) would cost
+    # a graph insertion per event: embeddings belong in `profile_embeddings` (sql/0009).
+    defs = [
+        r["indexdef"]
+        for r in await rt.pool.fetch(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'profiles'"
+        )
+    ]
+    assert defs, "no index on profiles at all?"
+    assert not [d for d in defs if " USING hnsw " in d or " USING ivfflat " in d], defs
+    columns = {
+        r["column_name"]
+        for r in await rt.pool.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'profiles'"
+        )
+    }
+    assert "embedding" not in columns
+    hnsw = await rt.pool.fetchval(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'profile_embeddings' "
+        "AND indexdef LIKE '% USING hnsw %'"
+    )
+    assert hnsw == 1
