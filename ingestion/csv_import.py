@@ -316,8 +316,12 @@ def _finish(doc: dict[str, Any], items: list[dict], spec: ImportSpec, fallback_i
     if spec.currency and "currency" not in props:
         props["currency"] = spec.currency
     if "type" not in doc:
+        # An order whose lines add up below zero is a return or credit note (retail exports
+        # such as Online Retail's "C..." invoices carry negative quantities), not a purchase.
+        total = props.get("total")
+        negative = isinstance(total, int | float) and total < 0
         doc["type"] = spec.event_type or (
-            "purchase" if (props.get("total") is not None or items) else "identify"
+            "refund" if negative else "purchase" if (total is not None or items) else "identify"
         )
     if "occurred_at" not in doc:
         raise ValueError("occurred_at: missing (map a date column)")

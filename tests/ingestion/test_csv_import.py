@@ -100,3 +100,31 @@ async def test_upload_preview_endpoint(client, brand):
         and len(body["errors"]) == 3
         and body["preview"][0]["event_id"] == "S1:B1"
     )
+
+
+def test_orders_adding_up_below_zero_are_refunds():
+    # Online Retail style: a credit note "C..." with a negative quantity, no type mapped.
+    text = (
+        "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+        "536365,85123A,6,12/1/2010 8:26,2.55,17850\n"
+        "536365,71053,6,12/1/2010 8:26,3.39,17850\n"
+        "C536379,D,-1,12/1/2010 9:41,27.5,17850\n"
+    )
+    spec = ImportSpec.build(
+        source="csv",
+        event_type=None,
+        fmt="csv",
+        mappings=[
+            "InvoiceNo=properties.order_id",
+            "StockCode=properties.items[].product_id",
+            "Quantity=properties.items[].quantity",
+            "UnitPrice=properties.items[].price",
+            "InvoiceDate=occurred_at",
+            "CustomerID=identifiers.loyalty_id",
+        ],
+        date_format="%m/%d/%Y %H:%M",
+    )
+    out = preview(text.splitlines(keepends=True), spec, "brand-x")
+    assert out["rejected"] == 0
+    kinds = {e["event_id"]: (e["type"], e["properties"]["total"]) for e in out["preview"]}
+    assert kinds == {"536365": ("purchase", 35.64), "C536379": ("refund", -27.5)}
