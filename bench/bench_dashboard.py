@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import json
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +40,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_mcp  # noqa: E402
 
 from core import brands  # noqa: E402
-from core.runtime import open_runtime  # noqa: E402
-from core.settings import load_settings  # noqa: E402
 
 GOAL_MS = 300.0
 
@@ -65,10 +60,6 @@ ORDER BY a LIMIT 200"""
 def _pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(p * len(s)))]
-
-
-def _uptime() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
 
 async def _login(h: httpx.AsyncClient, key: str) -> None:
@@ -174,30 +165,7 @@ async def main() -> None:
     ap.add_argument("--home", help="CBRAIN_HOME to keep (and reuse) the built dataset")
     ap.add_argument("--requests", type=int, default=60, help="requests per page")
     args = ap.parse_args()
-    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="cbrain-bench-dash-"))
-    if not args.home:
-        atexit.register(shutil.rmtree, home, True)
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        {
-            "CBRAIN_HOME": str(home.resolve()),
-            "CBRAIN_ENV": "development",
-            "CBRAIN_LOG_LEVEL": "WARNING",
-        }
-    )
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        os.environ.pop(name, None)
-    settings = load_settings()
-    print(f"load before: {_uptime()}")
-    reuse = (home / "pgdata").exists()
-    async with open_runtime(settings, apply_migrations=not reuse) as rt:
-        async with rt.pool.acquire() as conn:
-            exists = await conn.fetchval("SELECT id FROM brands WHERE slug = $1", bench_mcp.SLUG)
-        if exists is None:
-            t = time.perf_counter()
-            print(f"building {args.profiles:,} profiles...", flush=True)
-            await bench_mcp.build(rt, args.profiles)
-            print(f"built in {time.perf_counter() - t:.0f} s", flush=True)
+    async with bench_mcp.dataset_runtime(args.home, args.profiles, "cbrain-bench-dash-") as rt:
         async with rt.pool.acquire() as conn:
             brand = await brands.get_brand(conn, bench_mcp.SLUG)
             if not await conn.fetchval(
@@ -254,7 +222,7 @@ async def main() -> None:
             "REDIS_URL": rt.redis_url,
             "CBRAIN_LOG_LEVEL": "WARNING",
         }
-        log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server
+        log = open(Path(os.environ["CBRAIN_HOME"]) / "server.log", "wb")  # noqa: SIM115
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "bench_mcp.py"), "--serve", str(port)],
             env=env,
@@ -275,7 +243,7 @@ async def main() -> None:
             server.terminate()
             server.wait(30)
             log.close()
-    print(f"load after: {_uptime()}")
+    print(f"load after: {bench_mcp._uptime()}")
     print(f"machine: {os.cpu_count()} cores; dataset {size['profiles']:,} profiles")
     print(f"{'page':36} {'p50':>8} {'p95':>8} {'p99':>8}  server ms (goal < {GOAL_MS:.0f} ms)")
     for r in results:

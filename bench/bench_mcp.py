@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -432,13 +433,12 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profiles", type=int, default=1_000_000)
-    ap.add_argument("--home", help="CBRAIN_HOME to keep (and reuse) the built dataset")
-    args = ap.parse_args()
-    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="cbrain-bench-mcp-"))
-    if not args.home:
+@contextlib.asynccontextmanager
+async def dataset_runtime(home_arg: str | None, profiles: int, prefix: str) -> AsyncIterator[Any]:
+    """A runtime on embedded servers in `home_arg` (kept, and its dataset reused) or in a
+    temporary home; the synthetic brand is built there first when missing."""
+    home = Path(home_arg) if home_arg else Path(tempfile.mkdtemp(prefix=prefix))
+    if not home_arg:
         atexit.register(shutil.rmtree, home, True)
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update(
@@ -458,9 +458,18 @@ async def main() -> None:
             exists = await conn.fetchval("SELECT id FROM brands WHERE slug = $1", SLUG)
         if exists is None:
             t = time.perf_counter()
-            print(f"building {args.profiles:,} profiles...", flush=True)
-            await build(rt, args.profiles)
-            print(f"built in {time.perf_counter() - t:.0f} s")
+            print(f"building {profiles:,} profiles...", flush=True)
+            await build(rt, profiles)
+            print(f"built in {time.perf_counter() - t:.0f} s", flush=True)
+        yield rt
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profiles", type=int, default=1_000_000)
+    ap.add_argument("--home", help="CBRAIN_HOME to keep (and reuse) the built dataset")
+    args = ap.parse_args()
+    async with dataset_runtime(args.home, args.profiles, "cbrain-bench-mcp-") as rt:
         async with rt.pool.acquire() as conn:
             brand = await brands.get_brand(conn, SLUG)
             _, key = await brands.create_key(conn, brand.id, ["read"], "bench")
@@ -487,7 +496,7 @@ async def main() -> None:
             "REDIS_URL": rt.redis_url,
             "CBRAIN_LOG_LEVEL": "INFO",
         }
-        log = open(home / "server.log", "wb")  # noqa: SIM115 - closed with the server
+        log = open(Path(os.environ["CBRAIN_HOME"]) / "server.log", "wb")  # noqa: SIM115
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(port)], env=env, cwd=ROOT, stderr=log
         )
