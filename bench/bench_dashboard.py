@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_mcp  # noqa: E402
+from _common import free_port, uptime  # noqa: E402
 
 from core import brands  # noqa: E402
 
@@ -215,7 +216,7 @@ async def main() -> None:
             "ids": ids[1:],
             "seen": ids[0],
         }
-        port = bench_mcp._free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": rt.database_url,
@@ -243,7 +244,7 @@ async def main() -> None:
             server.terminate()
             server.wait(30)
             log.close()
-    print(f"load after: {bench_mcp._uptime()}")
+    print(f"load after: {uptime()}")
     print(f"machine: {os.cpu_count()} cores; dataset {size['profiles']:,} profiles")
     print(f"{'page':36} {'p50':>8} {'p95':>8} {'p99':>8}  server ms (goal < {GOAL_MS:.0f} ms)")
     for r in results:

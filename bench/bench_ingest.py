@@ -18,7 +18,6 @@ import asyncio
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import free_port, wait_server  # noqa: E402
+
 from core import brands  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_events(n: int, seed: int = 1) -> list[dict]:
@@ -126,19 +121,6 @@ async def copy_baseline(rt, brand_id, events: list[dict]) -> float:
         took = time.perf_counter() - t
         await conn.execute("DROP TABLE bench_events_copy")
     return len(events) / took
-
-
-async def wait_server(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            try:
-                if (await c.get(url + "/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("server did not come up")
 
 
 async def end_to_end(rt, brand_id, key: str, url: str, events: list[dict]) -> dict:
@@ -243,7 +225,7 @@ async def main() -> None:
             _, key = await brands.create_key(conn, brand.id, ["ingest"], "bench")
         events = make_events(args.events)
         copy_rate = await copy_baseline(rt, brand.id, events)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "DATABASE_URL": rt.database_url, "REDIS_URL": rt.redis_url}
         server = subprocess.Popen(

@@ -36,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import free_port, uptime  # noqa: E402
+
 from core import brands  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
@@ -162,12 +164,6 @@ UPDATE predictions p SET band = 'D' || d.decile
 FROM (SELECT profile_id, ntile(10) OVER (ORDER BY value) AS decile FROM predictions
       WHERE brand_id = $1 AND kind = 'ltv') d
 WHERE p.brand_id = $1 AND p.kind = 'ltv' AND p.profile_id = d.profile_id"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def build(rt: Any, n: int) -> None:
@@ -429,10 +425,6 @@ def cases(emails: list[str], refs: list[str], products: list[str]) -> list[tuple
     return out
 
 
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 @contextlib.asynccontextmanager
 async def dataset_runtime(home_arg: str | None, profiles: int, prefix: str) -> AsyncIterator[Any]:
     """A runtime on embedded servers in `home_arg` (kept, and its dataset reused) or in a
@@ -451,7 +443,7 @@ async def dataset_runtime(home_arg: str | None, profiles: int, prefix: str) -> A
     for name in ("DATABASE_URL", "REDIS_URL"):
         os.environ.pop(name, None)
     settings = load_settings()
-    print(f"load before: {_uptime()}")
+    print(f"load before: {uptime()}")
     reuse = (home / "pgdata").exists()
     async with open_runtime(settings, apply_migrations=not reuse) as rt:
         async with rt.pool.acquire() as conn:
@@ -489,7 +481,7 @@ async def main() -> None:
         emails = [f"c{r['g']}@bench-mail.co.uk" for r in sample]
         refs = [str(r["id"]) for r in sample]
         products = ["P0000", "P0001", "P0050", "P0100", "P0200"]
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": rt.database_url,
@@ -514,7 +506,7 @@ async def main() -> None:
             server.terminate()
             server.wait(30)
             log.close()
-    print(f"load after: {_uptime()}")
+    print(f"load after: {uptime()}")
     print(f"machine: {os.cpu_count()} cores; dataset {size['profiles']:,} profiles")
     for r in results:
         goal = next((g for prefix, g in GOALS.items() if r["case"].startswith(prefix)), None)

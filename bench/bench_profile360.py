@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import free_port, wait_server  # noqa: E402
 
 from core import brands  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
@@ -162,12 +161,6 @@ WHERE i.schemaname = 'public' AND i.tablename = ANY($1::text[]) AND c.contype IS
 BIG = 3600.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def build(rt, n: int, per: int) -> tuple[object, str, float]:
     t0 = time.perf_counter()
     async with rt.pool.acquire() as conn:
@@ -283,19 +276,6 @@ async def run_load(url: str, key: str, paths: list[str], concurrency: int) -> di
     }
 
 
-async def wait_server(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            try:
-                if (await c.get(url + "/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("server did not come up")
-
-
 def typo(name: str, rnd: random.Random) -> str:
     i = rnd.randrange(1, len(name) - 1)
     return name[:i] + name[i + 1] + name[i] + name[i + 2 :] if name[i] != " " else name
@@ -350,7 +330,7 @@ async def main() -> None:
         ]
         names = [f"{rnd.choice(FIRST)} {rnd.choice(LAST)}" for _ in range(500)]
         await rt.redis.flushdb()
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "DATABASE_URL": rt.database_url, "REDIS_URL": rt.redis_url}
         server = subprocess.Popen(

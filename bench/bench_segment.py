@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import free_port, wait_server  # noqa: E402
+
 from core import brands  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
@@ -45,12 +46,6 @@ from core.settings import load_settings  # noqa: E402
 SDK_BATCH = 100  # segment-analytics-python Client(upload_size=100), its default
 IN_FLIGHT = 4
 DEADLINE_S = 900
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_messages(n: int, tag: str) -> list[dict[str, Any]]:
@@ -108,19 +103,6 @@ def make_messages(n: int, tag: str) -> list[dict[str, Any]]:
 def wire(batch: list[dict[str, Any]], key: str) -> bytes:
     """The body segment.analytics.request.post sends."""
     return orjson.dumps({"batch": batch, "sentAt": datetime.now(UTC).isoformat(), "writeKey": key})
-
-
-async def wait_server(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            try:
-                if (await c.get(url + "/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("server did not come up")
 
 
 async def wait_resolved(rt: Any, brand_id: Any, n: int, t0: float) -> float:
@@ -209,7 +191,7 @@ async def main() -> None:
             _, key = await brands.create_key(conn, brand.id, ["ingest"], "bench")
             sdk_brand = await brands.create_brand(conn, f"bench-{secrets.token_hex(3)}")
             _, sdk_key = await brands.create_key(conn, sdk_brand.id, ["ingest"], "bench")
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "DATABASE_URL": rt.database_url, "REDIS_URL": rt.redis_url}
         server = subprocess.Popen(
