@@ -202,6 +202,32 @@ class Plan:
     matched_by: str = "rule"
 
 
+# Phrases read in order, the first that matches wins: (pattern, value).
+_HORIZONS: tuple[tuple[str, int], ...] = (
+    (r"\bnext (quarter|three months)\b", 13),
+    (r"\bnext month\b|\bcoming month\b", 4),
+    (r"\bnext week\b", 1),
+    (r"\b(half[- ]year|six months|6 months)\b", 26),
+)
+_PERIODS: tuple[tuple[str, int], ...] = (
+    (r"\b(this|last|past) month\b", 30),
+    (r"\b(this|last|past) (quarter)\b", 90),
+    (r"\b(this|last|past) year\b|\bytd\b|year to date", 365),
+    (r"\b(this|last|past) week\b", 7),
+)
+_GOALS: tuple[tuple[str, str], ...] = (
+    (r"win[- ]?back|re-?engag|reactivat|lapsed|dormant|come back", "win_back"),
+    (r"cross[- ]?sell", "cross_sell"),
+    (r"up[- ]?sell|upgrade|spend more", "upsell"),
+    (r"\bvips?\b|retain|retention offer|best customers|keep our", "retain_vips"),
+)
+
+
+def _first(text: str, rules: tuple[tuple[str, Any], ...]) -> Any:
+    """The value of the first rule whose pattern occurs in `text`, else None."""
+    return next((value for pattern, value in rules if re.search(pattern, text)), None)
+
+
 def extract(question: str) -> Slots:
     """Arguments found in the question's text."""
     q = clean(question)
@@ -259,35 +285,17 @@ def extract(question: str) -> Slots:
         n, unit = _num(m.group(1)), m.group(2)
         weeks = {"w": n, "m": round(n * 4.35), "q": 13 * n, "d": max(1, round(n / 7))}[unit[0]]
         s.horizon_weeks = max(1, min(26, weeks))
-    elif re.search(r"\bnext (quarter|three months)\b", low):
-        s.horizon_weeks = 13
-    elif re.search(r"\bnext month\b|\bcoming month\b", low):
-        s.horizon_weeks = 4
-    elif re.search(r"\bnext week\b", low):
-        s.horizon_weeks = 1
-    elif re.search(r"\b(half[- ]year|six months|6 months)\b", low):
-        s.horizon_weeks = 26
+    elif (weeks := _first(low, _HORIZONS)) is not None:
+        s.horizon_weeks = weeks
     if m := re.search(
         rf"\b(?:last|past|previous|recent)\s+{_NUM}\s+(days?|weeks?|months?|years?)\b", low
     ):
         n, unit = _num(m.group(1)), m.group(2)[0]
         s.period_days = min(1095, n * {"d": 1, "w": 7, "m": 30, "y": 365}[unit])
-    elif re.search(r"\b(this|last|past) month\b", low):
-        s.period_days = 30
-    elif re.search(r"\b(this|last|past) (quarter)\b", low):
-        s.period_days = 90
-    elif re.search(r"\b(this|last|past) year\b|\bytd\b|year to date", low):
-        s.period_days = 365
-    elif re.search(r"\b(this|last|past) week\b", low):
-        s.period_days = 7
-    if re.search(r"win[- ]?back|re-?engag|reactivat|lapsed|dormant|come back", low):
-        s.goal = "win_back"
-    elif re.search(r"cross[- ]?sell", low):
-        s.goal = "cross_sell"
-    elif re.search(r"up[- ]?sell|upgrade|spend more", low):
-        s.goal = "upsell"
-    elif re.search(r"\bvips?\b|retain|retention offer|best customers|keep our", low):
-        s.goal = "retain_vips"
+    elif (days := _first(low, _PERIODS)) is not None:
+        s.period_days = days
+    if (goal := _first(low, _GOALS)) is not None:
+        s.goal = goal
     m = re.search(r"(?:budget of|budget|spend|with)\s*[£$€]?\s?(\d[\d,]*(?:\.\d+)?)\s*(k\b)?", low)
     if m and ("budget" in m.group(0) or re.search(r"[£$€]", m.group(0))):
         s.budget = float(m.group(1).replace(",", "")) * (1000 if m.group(2) else 1)
