@@ -349,26 +349,19 @@ async def main() -> None:
             rt, brand, stream_batches(people, args.batches, rnd), journeys=True, per_read=10
         )
 
-        fresh = [
-            make_event(
-                i,
-                rnd.randrange(args.people),
-                now - timedelta(seconds=rnd.uniform(0, 60)),
-                rnd,
-                "a",
-            )
-            for i in range(args.ingest)
-        ]
-        fresh2 = [
-            make_event(
-                i,
-                rnd.randrange(args.people),
-                now - timedelta(seconds=rnd.uniform(0, 60)),
-                rnd,
-                "b",
-            )
-            for i in range(args.ingest)
-        ]
+        fresh, fresh2 = (
+            [
+                make_event(
+                    i,
+                    rnd.randrange(args.people),
+                    now - timedelta(seconds=rnd.uniform(0, 60)),
+                    rnd,
+                    tag,
+                )
+                for i in range(args.ingest)
+            ]
+            for tag in ("a", "b")
+        )
         swept = await scoring_sweep(rt, brand)
         alone = await ingest(rt, brand, fresh)
         with_runner, rstats = await ingest_with_runner(rt, brand, fresh2)
