@@ -324,14 +324,23 @@ WHERE p.brand_id = $1 AND p.kind = 'recommendations'
   AND p.details -> 'items' @> jsonb_build_array(jsonb_build_object('product_id', $2::text))
   AND i ->> 'product_id' = $2
 ORDER BY score DESC NULLS LAST, p.profile_id LIMIT $3"""
-# Customers who bought what this product's buyers also bought, but never this product; the
-# containment tests use the events' GIN index of item product ids (sql/0008).
-CO_PURCHASE_AUDIENCE = """
+
+
+def _items_hold(alias: str, product: str) -> str:
+    """`alias`'s items include `product`: exactly the expression of the events' GIN index of
+    item product ids (sql/0008), so the planner can use it."""
+    return (
+        f"jsonb_path_query_array({alias}properties, '$.items[*].product_id')"
+        f" @> jsonb_build_array({product})"
+    )
+
+
+# Customers who bought what this product's buyers also bought, but never this product.
+CO_PURCHASE_AUDIENCE = f"""
 WITH x AS (
     SELECT properties -> 'items' AS items FROM events
     WHERE brand_id = $1 AND type = 'purchase'
-      AND jsonb_path_query_array(properties, '$.items[*].product_id')
-          @> jsonb_build_array($2::text)
+      AND {_items_hold("", "$2::text")}
     ORDER BY occurred_at DESC LIMIT 5000
 ), partners AS (
     SELECT i ->> 'product_id' AS pid, count(*) AS n FROM x
@@ -344,23 +353,20 @@ WITH x AS (
            array_agg(DISTINCT pp.pid) AS via
     FROM partners pp
     JOIN events e ON e.brand_id = $1 AND e.type = 'purchase'
-     AND jsonb_path_query_array(e.properties, '$.items[*].product_id')
-          @> jsonb_build_array(pp.pid)
+     AND {_items_hold("e.", "pp.pid")}
     GROUP BY e.profile_id
 )
 SELECT c.profile_id, c.n, c.last_at, c.via FROM cand c
 WHERE NOT EXISTS (
     SELECT 1 FROM events o WHERE o.brand_id = $1 AND o.profile_id = c.profile_id
       AND o.type = 'purchase'
-      AND jsonb_path_query_array(o.properties, '$.items[*].product_id')
-          @> jsonb_build_array($2::text))
+      AND {_items_hold("o.", "$2::text")})
 ORDER BY c.n DESC, c.last_at DESC, c.profile_id LIMIT $3"""
-PRODUCT_SEEN = """
+PRODUCT_SEEN = f"""
 SELECT i ->> 'name' AS name, i ->> 'category' AS category
 FROM (SELECT properties -> 'items' AS items FROM events
       WHERE brand_id = $1 AND type IN ('purchase', 'cart_add', 'product_view')
-        AND jsonb_path_query_array(properties, '$.items[*].product_id')
-          @> jsonb_build_array($2::text)
+        AND {_items_hold("", "$2::text")}
       LIMIT 1) e
 CROSS JOIN LATERAL jsonb_array_elements(e.items) AS i
 WHERE i ->> 'product_id' = $2 LIMIT 1"""
