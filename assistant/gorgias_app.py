@@ -244,6 +244,11 @@ class GorgiasSurface:
                 self.rt.pool, brand_id, SURFACE, mkey, {"ticket_id": ticket_id}, CLAIM_STALE_S
             )
             if not claimed:
+                held = await repo.delivery(self.rt.pool, brand_id, SURFACE, mkey)
+                if held is not None and held["status"] == "processing":
+                    # Another run is drafting this message. Calling the ticket done here would
+                    # lose the message if that run then fails: stay pending, come back later.
+                    raise CBrainError("message in progress in another run", retryable=True)
                 return Outcome("done", {**base, "duplicate": True})
             try:
                 detail = await self._draft_and_post(brand_id, account, gc, ticket, decision)

@@ -16,6 +16,7 @@ from assistant import surfaces_repo
 from assistant.gorgias_client import RateBudget
 from assistant.routes import surfaces_of
 from assistant.safety import contacts_in
+from core.errors import CBrainError
 from tests.helpers import wait_for
 from tests.surfaces.conftest import Helpdesk, message, next_id, ticket, webhook_body
 
@@ -273,6 +274,28 @@ async def test_redelivery_and_concurrent_deliveries_post_one_note(
     notes = desk.world.notes(tid)
     assert [f"#{mid}" in n["body_text"] for n in notes] == [True, False]
     assert f"#{mid2}" in notes[1]["body_text"]
+
+
+async def test_a_message_held_by_another_run_is_not_closed_as_done(rt, surface_app, helpdesk):
+    """Two runs of one ticket (the sweeper, a new webhook): the one that finds the message
+    claimed must not report it done, or a failure of the first run would lose its note."""
+    desk = helpdesk
+    tid, mid = next_id(), next_id()
+    desk.world.add_ticket(
+        ticket(tid, desk.customer.email, channel="chat"),
+        [message(mid, "Is the blue one back?", channel="chat", sender=desk.customer.email)],
+    )
+    mkey = f"message:{tid}:{mid}"
+    assert await surfaces_repo.claim(rt.pool, desk.brand_id, "gorgias", mkey, {}, 600)
+    gorgias = surfaces_of(surface_app).gorgias
+    with pytest.raises(CBrainError) as held:
+        await gorgias.handle_ticket(desk.brand_id, tid)
+    assert held.value.retryable and desk.world.notes(tid) == []
+    # The first run fails: the next attempt drafts the message, once.
+    await surfaces_repo.release(rt.pool, desk.brand_id, "gorgias", mkey, "failed", None, "boom")
+    outcome = await gorgias.handle_ticket(desk.brand_id, tid)
+    assert outcome.status == "done" and not outcome.detail.get("duplicate")
+    assert len(desk.world.notes(tid)) == 1
 
 
 async def _count(desk: Helpdesk, tid: int, n: int) -> bool:
