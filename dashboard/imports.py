@@ -181,7 +181,7 @@ async def start_import(rt: Any, brand_id: UUID, brand_slug: str, upload_id: str,
     """Run the import in the background; returns the job id to poll."""
     doc = await load_upload(rt, brand_id, upload_id)
     spec = spec_of(doc["meta"])
-    planned = preview(doc, brand_slug, limit=0)
+    planned = await asyncio.to_thread(preview, doc, brand_slug, 0)
     if planned.get("fatal"):
         raise ValidationFailed(planned["fatal"])
     job_id = secrets.token_hex(12)

@@ -3,6 +3,7 @@ deliveries, dead letters with replay) and the model registry (activate, roll bac
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,7 @@ async def import_preview(
     request: Request, upload_id: str, s: DashSession = Depends(auth.page("ingest"))
 ) -> Response:
     doc = await imports.load_upload(request.app.state.rt, s.principal.brand_id, upload_id)
-    result = imports.preview(doc, s.principal.brand_slug)
+    result = await asyncio.to_thread(imports.preview, doc, s.principal.brand_slug)
     header = imports.header_of(doc["text"]) if doc["meta"]["format"] == "csv" else []
     return render(
         request,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from core import brands
 from core.brands import Principal
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, ValidationFailed
 from identity import repo
 from identity.merge import merge
 from identity.service import invalidate
@@ -54,7 +54,10 @@ def _summary(r: Any) -> dict[str, Any]:
 async def list_page(
     rt: Any, principal: Principal, *, status: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
-    after = UUID(cursor) if cursor else None
+    try:
+        after = UUID(cursor) if cursor else None
+    except ValueError:
+        raise ValidationFailed("cursor: invalid") from None
     async with rt.pool.acquire() as conn:
         rows = await conn.fetch(LIST, principal.brand_id, status, after, limit + 1)
         page = rows[:limit]

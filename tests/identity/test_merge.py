@@ -127,6 +127,8 @@ async def test_review_queue_approve_and_reject(rt, client, other_brand):
     )
     # another brand's key sees nothing and cannot act
     assert (await client.get("/v1/reviews", headers=other_brand.auth("read"))).json()["data"] == []
+    bad = await client.get("/v1/reviews?cursor=x", headers=brand.auth("read"))
+    assert bad.status_code == 422 and "cursor" in bad.json()["error"]["message"]
     assert (
         await client.post(f"/v1/reviews/{item['id']}/approve", headers=other_brand.auth("admin"))
     ).status_code == 404
