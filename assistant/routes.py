@@ -20,8 +20,8 @@ from fastapi.responses import Response
 from assistant.gorgias_app import GorgiasSurface
 from assistant.slack_app import SlackSurface
 from assistant.types import Answer, AskContext
-from core.errors import PayloadTooLarge
 from core.runtime import Runtime
+from core.web import read_body
 
 router = APIRouter(tags=["assistant"])
 SLACK_BODY_LIMIT = 1024 * 1024
@@ -65,9 +65,8 @@ def surfaces_of(app: Any) -> Surfaces:
 @router.post("/slack/events", include_in_schema=False)
 async def slack_events(request: Request) -> Response:
     """Events API, slash commands and interactivity: one Request URL for the Slack app."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > SLACK_BODY_LIMIT:
-        raise PayloadTooLarge("Slack request too large")
+    # The limit holds for chunked bodies too; Starlette then serves the read body to Bolt.
+    request._body = await read_body(request, SLACK_BODY_LIMIT)
     return await surfaces_of(request.app).slack.handle(request)
 
 

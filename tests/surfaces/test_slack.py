@@ -276,6 +276,21 @@ async def test_bad_signature_is_refused(sclient, fake_slack, workspace, tamper):
     assert resp.json()["error"]["code"] == "unauthorized"
 
 
+async def test_an_oversized_body_is_refused_even_when_chunked(sclient, workspace):
+    from assistant.routes import SLACK_BODY_LIMIT
+
+    body = b'{"type": "event_callback", "pad": "' + b"x" * SLACK_BODY_LIMIT + b'"}'
+
+    async def chunked():  # no Content-Length: only reading the stream can tell
+        for i in range(0, len(body), 65536):
+            yield body[i : i + 65536]
+
+    headers = {"Content-Type": "application/json", **sign(body)}
+    resp = await sclient.post(URL, content=chunked(), headers=headers)
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "payload_too_large"
+
+
 async def test_unknown_workspace_gets_no_answer(sclient, fake_slack, workspace):
     stranger = "T" + secrets.token_hex(5).upper()
     channel = f"C{next_id()}"
