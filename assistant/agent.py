@@ -75,7 +75,7 @@ class Assistant:
             async with asyncio.timeout(self.settings.assistant_timeout_s):
                 history = await self.memory.history(ctx.brand_id, ctx.conversation_id)
                 server = self.servers.get(ctx.brand_id, ctx.allow_pii)
-                async with ToolBridge(self.rt, ctx, server=server) as bridge:
+                async with ToolBridge(ctx, server) as bridge:
                     if self.online:
                         answer = await self._claude(question, ctx, bridge, history)
                     else:

@@ -120,8 +120,6 @@ class GorgiasClient:
         self.brand_id = brand_id
         self.budget = budget
         self.max_retry_after_s = max_retry_after_s
-        self.requests = 0
-        self.rate_limited = 0
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=(email, api_key),
@@ -140,7 +138,6 @@ class GorgiasClient:
     async def _request(self, method: str, path: str, **kw: Any) -> Any:
         for attempt in range(RETRIES + 1):
             await self.budget.take(self.brand_id)
-            self.requests += 1
             try:
                 resp = await self._http.request(method, path, **kw)
             except httpx.TimeoutException as exc:
@@ -157,7 +154,6 @@ class GorgiasClient:
                 await asyncio.sleep(_backoff(attempt))
                 continue
             if resp.status_code == 429:
-                self.rate_limited += 1
                 wait = _retry_after(resp.headers.get("retry-after"))
                 _log.info(
                     "gorgias.rate_limited",

@@ -24,18 +24,18 @@ MAX_RESULT_CHARS = 24_000  # what one tool result may put into the model's conte
 
 
 class ToolBridge:
-    """`async with ToolBridge(rt, ctx) as tools:` then `await tools.call(name, args)`."""
+    """`async with ToolBridge(ctx, server) as tools:` then `await tools.call(name, args)`;
+    `server` is our MCP server for the context's brand and PII scope (`ServerCache.get`)."""
 
-    def __init__(self, rt: Runtime, ctx: AskContext, *, server: MCPServer | None = None) -> None:
+    def __init__(self, ctx: AskContext, server: MCPServer) -> None:
         self.ctx = ctx
-        self._client = Client(server or build_server(rt, ctx.brand_id, ctx.allow_pii))
+        self._client = Client(server)
         self.tools: dict[str, Any] = {}
         self.policy: Policy | None = None
         self.calls: list[ToolCall] = []
         # Emails / phones of the pinned customer, in clear (PII scope only): the output
         # filter lets these through and no others.
         self.pinned_contacts: list[str] = []
-        self.pinned_error: str | None = None
 
     async def __aenter__(self) -> ToolBridge:
         await self._client.__aenter__()
@@ -66,8 +66,7 @@ class ToolBridge:
         data = res.structured_content or {}
         customers = data.get("customers") or []
         if res.is_error or len(customers) != 1:
-            self.pinned_error = "the ticket's customer was not found in Customer Brain"
-            return
+            return  # not found: the policy keeps refusing customer tools
         me = customers[0]
         values = [i["value"] for i in me.get("identifiers", []) if i.get("value")]
         self.policy.pin(me["customer_ref"], values)
@@ -97,10 +96,6 @@ class ToolBridge:
         if out:
             out[-1]["cache_control"] = {"type": "ephemeral"}
         return out
-
-    def describe(self) -> list[tuple[str, str]]:
-        """(name, description) of the allowed tools, for the offline planner."""
-        return [(n, self.tools[n].description or "") for n in self.allowed]
 
     async def call(self, name: str, arguments: Any) -> tuple[ToolCall, str]:
         """Run one tool under the policy; the record and the text the model should see."""
