@@ -8,7 +8,7 @@ from tests.helpers import wait_for
 from tests.identity.streaming_helpers import ev, ingest
 
 
-async def test_overview_counts_and_stale_while_refresh(rt, brand):
+async def test_overview_counts_and_stale_while_refresh(rt, brand, other_brand):
     await ingest(
         rt,
         brand,
@@ -36,5 +36,6 @@ async def test_overview_counts_and_stale_while_refresh(rt, brand):
         return (await overview.get(rt, brand.id))["profiles"]["live"] == 3
 
     await wait_for(refreshed, timeout=20)
-    # Brand-bound: another brand's cache entry is its own.
-    assert overview._key(brand.id).startswith(f"cb:{{{brand.id}}}:")
+    # Brand-bound: another brand's overview (computed, then cached) is its own.
+    assert (await overview.get(rt, other_brand.id))["profiles"]["live"] == 0
+    assert (await overview.get(rt, brand.id))["profiles"]["live"] == 3

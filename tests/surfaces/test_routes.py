@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 
@@ -12,6 +13,11 @@ async def test_lifespan_builds_and_closes_the_surfaces(rt: Any) -> None:
     assert app.url_path_for("slack_events") == "/slack/events"
     assert app.url_path_for("gorgias_webhook") == "/integrations/gorgias/webhook"
     async with app.router.lifespan_context(app):
-        surfaces = app.state.assistant_surfaces
-        assert surfaces.slack.bolt is not None and surfaces.gorgias is not None
+        assert app.state.assistant_surfaces is not None
+        assert "GorgiasSurface.run_sweeper" in _running()  # the sweeper runs with the app
     assert app.state.assistant_surfaces is None
+    assert "GorgiasSurface.run_sweeper" not in _running()
+
+
+def _running() -> set[str]:
+    return {getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks() if not t.done()}
