@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from core import brands
 from core.errors import ValidationFailed
 from core.events import EVENT_TYPES, SOURCES
-from dashboard import auth, imports, repo
+from dashboard import auth, imports, overview, repo
 from dashboard.auth import DashSession
 from dashboard.web import PREFIX, PageRoute, actor, redirect, render
 from ingestion import inbox
@@ -165,8 +165,8 @@ async def replay(request: Request, s: DashSession = Depends(auth.action("admin")
     async with rt.pool.acquire() as conn:
         revived = await inbox.revive(conn, s.principal.brand_id, ids)
     await drain(rt, s.principal.brand_id)
-    async with rt.pool.acquire() as conn:
-        still = len(await inbox.dead_letters(conn, s.principal.brand_id, 10_000))
+    await overview.mark_stale(rt, s.principal.brand_id)  # the replayed events changed profiles
+    still = await inbox.dead_count(rt.pool, s.principal.brand_id)
     await auth.flash(
         request,
         "ok" if not still else "warn",

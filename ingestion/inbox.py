@@ -127,6 +127,15 @@ async def dead_letters(
     return await conn.fetch(DEAD_LIST, brand_id, limit)
 
 
+async def dead_count(conn: asyncpg.Connection | asyncpg.Pool, brand_id: UUID) -> int:
+    """How many of the brand's inbox rows are dead (the partial index of sql/0007)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM raw_events WHERE brand_id = $1 AND status = 'dead'", brand_id
+        )
+    )
+
+
 async def revive(
     conn: asyncpg.Connection | asyncpg.Pool, brand_id: UUID, ids: list[int] | None
 ) -> list[int]:
