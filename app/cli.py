@@ -472,23 +472,11 @@ def unmerge(
     """Roll back a merge exactly; events that arrived after it are re-resolved."""
     from uuid import UUID
 
-    from core import brands
-    from identity.merge import unmerge as do_unmerge
-    from identity.service import invalidate
+    from identity.merge import rollback
 
     async def go(rt: Any) -> dict:
-        async with rt.pool.acquire() as conn, conn.transaction():
-            b = await brands.get_brand(conn, brand)
-            out = await do_unmerge(
-                conn,
-                rt.keyring.for_brand(str(b.id)),
-                b.id,
-                UUID(merge_id),
-                actor="cli",
-                region=b.region,
-            )
-        await invalidate(rt, b.id, [UUID(out["survivor"]), *map(UUID, out["restored"])])
-        return out
+        b = await _brand_by_slug(rt, brand)
+        return await rollback(rt, b.id, UUID(merge_id), actor="cli")
 
     out = _run(go)
     typer.echo(

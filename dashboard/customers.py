@@ -20,8 +20,7 @@ from dashboard import auth, overview
 from dashboard.auth import DashSession
 from dashboard.web import PREFIX, PageRoute, actor, redirect, render
 from identity import profile360, profile_list, review
-from identity.merge import unmerge
-from identity.service import invalidate
+from identity.merge import rollback
 from mcp_server import repo as mcp_repo
 
 router = APIRouter(prefix=PREFIX, route_class=PageRoute, include_in_schema=False)
@@ -243,17 +242,7 @@ async def unmerge_action(
 ) -> Response:
     rt = request.app.state.rt
     brand_id = s.principal.brand_id
-    async with rt.pool.acquire() as conn, conn.transaction():
-        brand = await brands.get_brand_by_id(conn, brand_id)
-        result = await unmerge(
-            conn,
-            rt.keyring.for_brand(str(brand_id)),
-            brand_id,
-            merge_id,
-            actor=actor(s),
-            region=brand.region,
-        )
-    await invalidate(rt, brand_id, [UUID(result["survivor"]), *map(UUID, result["restored"])])
+    result = await rollback(rt, brand_id, merge_id, actor=actor(s))
     await overview.mark_stale(rt, brand_id)
     n = len(result["restored"])
     await auth.flash(

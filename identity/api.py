@@ -7,12 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from core import brands
 from core.brands import Principal
 from core.web import require
 from identity import review
-from identity.merge import unmerge
-from identity.service import invalidate
+from identity.merge import rollback
 
 router = APIRouter(tags=["identity"])
 
@@ -22,18 +20,9 @@ async def rollback_merge(
     merge_id: UUID, request: Request, principal: Principal = Depends(require("admin"))
 ) -> Any:
     """Undo a merge exactly; events that arrived after it are re-resolved."""
-    rt = request.app.state.rt
-    async with rt.pool.acquire() as conn, conn.transaction():
-        brand = await brands.get_brand_by_id(conn, principal.brand_id)
-        result = await unmerge(
-            conn,
-            rt.keyring.for_brand(str(brand.id)),
-            brand.id,
-            merge_id,
-            actor=f"key:{principal.key_id}",
-            region=brand.region,
-        )
-    await invalidate(rt, brand.id, [UUID(result["survivor"]), *map(UUID, result["restored"])])
+    result = await rollback(
+        request.app.state.rt, principal.brand_id, merge_id, actor=f"key:{principal.key_id}"
+    )
     return {"data": result}
 
 

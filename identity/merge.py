@@ -286,3 +286,23 @@ async def _reresolve_after(
                     moved += 1
                 break
     return moved
+
+
+async def rollback(rt: Any, brand_id: UUID, merge_id: UUID, *, actor: str) -> dict[str, Any]:
+    """`unmerge` as every entry point runs it (API, CLI, dashboard): in its own transaction
+    with the brand's key and phone region, then the cached 360s of everyone involved dropped."""
+    from core import brands
+    from identity.service import invalidate  # service imports this module
+
+    async with rt.pool.acquire() as conn, conn.transaction():
+        brand = await brands.get_brand_by_id(conn, brand_id)
+        result = await unmerge(
+            conn,
+            rt.keyring.for_brand(str(brand.id)),
+            brand.id,
+            merge_id,
+            actor=actor,
+            region=brand.region,
+        )
+    await invalidate(rt, brand.id, [UUID(result["survivor"]), *map(UUID, result["restored"])])
+    return result

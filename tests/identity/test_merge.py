@@ -221,3 +221,33 @@ async def test_review_answers_refit_the_weights(rt, client):
     assert report.applied == ("model" in stored)
     if report.applied:
         assert report.after["log_loss"] <= report.before["log_loss"]
+
+
+async def test_cbrain_unmerge_rolls_back_and_refuses_a_second_time(rt, settings, brand):
+    from tests.app.test_cli import _cbrain
+
+    await ingest(
+        rt,
+        brand,
+        [
+            ev("c1", first="Ines", source="shopify", email="ines@cli-mail.com"),
+            ev("c2", first="Ines", source="pos", phone="07700 900777", loyalty_id="IC-1"),
+        ],
+        batch=1,
+    )
+    await ingest(
+        rt,
+        brand,
+        [ev("c3", first="Ines", source="whatsapp", type="message_in",
+            whatsapp="whatsapp:+447700900777", email="ines@cli-mail.com")],
+    )  # fmt: skip
+    assert await live_profiles(rt, brand.id) == 1
+    merge_id = await rt.pool.fetchval(
+        "SELECT id FROM identity_merge_log WHERE brand_id = $1", brand.id
+    )
+    out = _cbrain(["unmerge", str(merge_id), "--brand", brand.slug], settings)
+    assert out.returncode == 0, out.stderr
+    assert "restored" in out.stdout
+    assert await live_profiles(rt, brand.id) == 2
+    again = _cbrain(["unmerge", str(merge_id), "--brand", brand.slug], settings)
+    assert again.returncode != 0
