@@ -41,6 +41,7 @@ import bench_mcp  # noqa: E402
 from _common import free_port, uptime  # noqa: E402
 
 from core import brands  # noqa: E402
+from dashboard import overview  # noqa: E402
 
 GOAL_MS = 300.0
 
@@ -197,7 +198,7 @@ async def main() -> None:
             )
         # The overview cache of an earlier run would hide the cold figure.
         with contextlib.suppress(Exception):
-            await rt.redis.delete(f"cb:{{{brand.id}}}:dash:overview")
+            await rt.redis.delete(overview._key(brand.id))
         print(
             f"dataset: {size['profiles']:,} profiles, {size['events']:,} events, "
             f"{size['predictions']:,} prediction rows",

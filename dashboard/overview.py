@@ -1,36 +1,31 @@
 """The overview: brand-wide aggregates, cached in Redis and served stale while they refresh.
 
 At a million profiles these scans take seconds, while the numbers move slowly; so the
-overview is fresh for FRESH_S, then served as is for up to STALE_S more while one background
-task (a Redis lock makes it one across replicas) recomputes it. Only aggregates are cached,
+overview is fresh for FRESH_S, then served as is while one background task (a Redis lock
+makes it one across replicas) recomputes it: the stale-while-refresh cache of the MCP
+analytics tools (`mcp_server._cache`). Only aggregates are cached,
 never a person. `warm(rt, brand_id)` recomputes it ahead of time (after scoring, on a timer).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import orjson
+from pydantic import RootModel
 
-from core.logging import get_logger
-from core.redis import brand_key
 from dashboard import repo
+from mcp_server import _cache
 
-FRESH_S = 300
-STALE_S = 3600
-LOCK_S = 600
+FRESH_S = 300  # then served stale for up to _cache.STALE_S while one task refreshes it
 WINDOW_DAYS = 30
-_log = get_logger("cbrain.dashboard")
-_background: set[asyncio.Task[Any]] = set()
+TOOL = "dash-overview"  # its name in the shared analytics cache (mcp_server._cache)
 
 
 def _key(brand_id: UUID) -> str:
-    return brand_key(str(brand_id), "dash", "overview")
+    return _cache.cache_key(brand_id, TOOL, {})
 
 
 async def compute(rt: Any, brand_id: UUID) -> dict[str, Any]:
@@ -93,64 +88,35 @@ def _channel_totals(days: list[Any]) -> list[dict[str, Any]]:
     return sorted(totals.values(), key=lambda t: -t["events"])
 
 
-async def _store(rt: Any, brand_id: UUID, value: dict[str, Any]) -> None:
-    await _store_doc(rt, brand_id, {"at": time.time(), "v": value})
+class Overview(RootModel[dict[str, Any]]):
+    """The cached document (JSON-shaped)."""
 
 
-async def _store_doc(rt: Any, brand_id: UUID, doc: dict[str, Any]) -> None:
-    body = orjson.dumps(doc)
-    try:
-        await rt.redis.set(_key(brand_id), body, ex=FRESH_S + STALE_S)
-    except Exception:
-        _log.warning("overview cache write failed")
-
-
-async def _refresh(rt: Any, brand_id: UUID) -> None:
-    try:
-        await _store(rt, brand_id, await compute(rt, brand_id))
-    except Exception as exc:  # the stale value stays; the next visit tries again
-        _log.warning("overview refresh failed", error=type(exc).__name__)
-    finally:
-        with contextlib.suppress(Exception):
-            await rt.redis.delete(_key(brand_id) + ":lock")
+async def _computed(rt: Any, brand_id: UUID) -> Overview:
+    return Overview(await compute(rt, brand_id))
 
 
 async def get(rt: Any, brand_id: UUID) -> dict[str, Any]:
     """The overview: cached, stale-while-refreshing, or computed now."""
-    hit = None
-    try:
-        hit = await rt.redis.get(_key(brand_id))
-    except Exception:
-        _log.warning("overview cache read failed")
-    if hit:
-        doc = orjson.loads(hit)
-        if time.time() - float(doc["at"]) > FRESH_S:
-            with contextlib.suppress(Exception):
-                if await rt.redis.set(_key(brand_id) + ":lock", b"1", nx=True, ex=LOCK_S):
-                    task = asyncio.create_task(_refresh(rt, brand_id))
-                    _background.add(task)
-                    task.add_done_callback(_background.discard)
-        return doc["v"]
-    value = await compute(rt, brand_id)
-    await _store(rt, brand_id, value)
-    return value
+    found = await _cache.cached(
+        rt, brand_id, TOOL, {}, Overview, lambda: _computed(rt, brand_id), ttl=FRESH_S
+    )
+    return found.root
 
 
 async def warm(rt: Any, brand_id: UUID) -> dict[str, Any]:
     """Recompute and cache now (after a scoring run, or from a timer)."""
-    value = await compute(rt, brand_id)
-    await _store(rt, brand_id, value)
-    return value
+    token = _cache.force_refresh.set(True)
+    try:
+        return await get(rt, brand_id)
+    finally:
+        _cache.force_refresh.reset(token)
 
 
 async def mark_stale(rt: Any, brand_id: UUID) -> None:
     """After a write made in the dashboard: the next visit gets the cached figures at once
     and starts their refresh (recomputing in the request costs seconds at a million)."""
-    with contextlib.suppress(Exception):
-        hit = await rt.redis.get(_key(brand_id))
-        if hit:
-            doc = orjson.loads(hit)
-            await _store_doc(rt, brand_id, {"at": 0.0, "v": doc["v"]})
+    await _cache.mark_stale(rt, _key(brand_id))
 
 
 # --- charts: Plotly specs, every value printed on the chart ---------------------------------

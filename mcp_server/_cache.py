@@ -75,6 +75,17 @@ async def _refresh_later(
     task.add_done_callback(_background.discard)
 
 
+async def mark_stale(rt: Runtime, key: str) -> None:
+    """Keep the cached value but make it stale: the next read serves it at once and starts a
+    refresh (after a write the reader should see soon, without paying for the recompute)."""
+    with contextlib.suppress(Exception):
+        hit = await rt.redis.get(key)
+        if hit:
+            doc = orjson.loads(hit)
+            body = orjson.dumps({"at": 0.0, "v": doc["v"]})
+            await rt.redis.set(key, body, keepttl=True)
+
+
 async def cached(
     rt: Runtime,
     brand_id: Any,
