@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -29,6 +30,10 @@ KEY_BY_HASH = """
 SELECT k.id, k.brand_id, k.scopes, b.slug
 FROM api_keys k JOIN brands b ON b.id = k.brand_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL"""
+KEY_BY_ID = """
+SELECT k.id, k.brand_id, k.scopes, b.slug, b.name
+FROM api_keys k JOIN brands b ON b.id = k.brand_id
+WHERE k.brand_id = $1 AND k.id = $2 AND k.revoked_at IS NULL"""
 LIST_KEYS = """
 SELECT id, prefix, name, scopes, created_at, revoked_at, last_used_at
 FROM api_keys WHERE brand_id = $1 ORDER BY created_at"""
@@ -148,37 +153,58 @@ async def revoke_key(conn: asyncpg.Connection, brand_id: UUID, key_id_or_prefix:
 
 
 class KeyCache:
-    """API key -> principal, cached in-process for a short time (revocation applies within ttl)."""
+    """API key -> principal, cached in-process for a short time (revocation applies within ttl).
+    By the key itself (API requests) or by its id (a dashboard session remembers the id)."""
 
     def __init__(self, ttl: float = 30.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    async def _get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        found = await load()
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, found)
+        return found
 
     async def principal(self, pool: asyncpg.Pool, key: str) -> Principal | None:
         digest = api_key_hash(key)
-        now = time.monotonic()
-        hit = self._entries.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
-        row = await pool.fetchrow(KEY_BY_HASH, digest)
-        found = (
-            Principal(
-                brand_id=row["brand_id"],
-                brand_slug=row["slug"],
-                key_id=row["id"],
-                scopes=frozenset(row["scopes"]),
-            )
-            if row
-            else None
-        )
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[digest] = (now + self.ttl, found)
-        return found
+
+        async def load() -> Principal | None:
+            return _principal_of(await pool.fetchrow(KEY_BY_HASH, digest))
+
+        return await self._get(digest, load)
+
+    async def by_id(
+        self, pool: asyncpg.Pool, brand_id: UUID, key_id: UUID
+    ) -> tuple[Principal, str] | None:
+        """The principal of a live key of `brand_id`, and the brand's display name."""
+
+        async def load() -> tuple[Principal, str] | None:
+            row = await pool.fetchrow(KEY_BY_ID, brand_id, key_id)
+            principal = _principal_of(row)
+            return None if principal is None else (principal, row["name"])
+
+        return await self._get((brand_id, key_id), load)
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _principal_of(row: asyncpg.Record | None) -> Principal | None:
+    if row is None:
+        return None
+    return Principal(
+        brand_id=row["brand_id"],
+        brand_slug=row["slug"],
+        key_id=row["id"],
+        scopes=frozenset(row["scopes"]),
+    )
 
 
 async def add_secret(

@@ -1,7 +1,7 @@
 """Sign-in with an API key, server-side sessions in Redis, CSRF tokens.
 
 The key is checked once, at sign-in, and never stored: the session holds the key's id, and
-the key's brand and scopes are re-read (cached for KEY_TTL_S) so a revoked key ends its
+the key's brand and scopes are re-read (the app's KeyCache, 30 s) so a revoked key ends its
 sessions within that time. The cookie is `<brand id>.<random id>` (HttpOnly, SameSite=Lax,
 Secure over https, path /dashboard); Redis stores the session under a keyed hash of the
 random id (HMAC with the brand's key from the pepper), so a Redis dump holds no usable
@@ -24,18 +24,16 @@ from fastapi import Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from core.brands import Principal
+from core.brands import KeyCache, Principal
 from core.crypto import constant_time_equals
 from core.errors import Forbidden, Unavailable
 from core.redis import brand_key
-from dashboard import repo
 from dashboard.web import PREFIX, SignInRequired
 
 COOKIE = "cb_dash"
 PRE_CSRF_COOKIE = "cb_dash_csrf"
 IDLE_S = 8 * 3600  # a session unused this long ends
 MAX_AGE_S = 24 * 3600  # and none outlives this, used or not
-KEY_TTL_S = 30.0
 
 
 @dataclass
@@ -88,31 +86,8 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
 
 
 async def _principal(request: Request, brand_id: UUID, key_id: UUID) -> tuple[Principal, str]:
-    cache: dict | None = getattr(request.app.state, "dash_keys", None)
-    if cache is None:
-        cache = request.app.state.dash_keys = {}
-    now = time.monotonic()
-    hit = cache.get(key_id)
-    if hit and hit[0] > now:
-        found = hit[1]
-    else:
-        row = await repo.key_principal(request.app.state.rt.pool, brand_id, key_id)
-        found = (
-            (
-                Principal(
-                    brand_id=row["brand_id"],
-                    brand_slug=row["slug"],
-                    key_id=row["id"],
-                    scopes=frozenset(row["scopes"]),
-                ),
-                row["name"],
-            )
-            if row
-            else None
-        )
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[key_id] = (now + KEY_TTL_S, found)
+    cache: KeyCache = request.app.state.key_cache
+    found = await cache.by_id(request.app.state.rt.pool, brand_id, key_id)
     if found is None:
         raise SignInRequired("the API key of this session was revoked")
     return found

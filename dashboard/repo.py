@@ -13,12 +13,6 @@ from mcp_server.repo_analytics import scan
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-# A session re-reads its key at most every KEY_TTL_S seconds (revocation applies within it).
-KEY_BY_ID = """
-SELECT k.id, k.brand_id, k.scopes, b.slug, b.name
-FROM api_keys k JOIN brands b ON b.id = k.brand_id
-WHERE k.brand_id = $1 AND k.id = $2 AND k.revoked_at IS NULL"""
-
 PROFILE_COUNTS = """
 SELECT count(*) AS live,
        count(*) FILTER (WHERE created_at >= $2) AS new_recent,
@@ -86,10 +80,6 @@ FAILED_DELIVERIES = """
 SELECT id, source, delivery_id, topic, received_at, status, error FROM webhook_deliveries
 WHERE brand_id = $1 AND status = 'rejected' AND received_at >= $2
 ORDER BY received_at DESC LIMIT $3"""
-
-
-async def key_principal(conn: Conn, brand_id: UUID, key_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(KEY_BY_ID, brand_id, key_id)
 
 
 async def profile_counts(conn: Conn, brand_id: UUID, since: datetime) -> asyncpg.Record:

@@ -127,3 +127,24 @@ async def test_metrics_are_prometheus_text(client):
     resp = await client.get("/metrics")
     assert resp.status_code == 200
     assert "cbrain_http_requests_total" in resp.text
+
+
+async def test_key_cache_by_id_serves_sessions_and_forgets_revoked_keys(rt, brand, other_brand):
+    from core import brands
+    from core.brands import KeyCache
+
+    cache = KeyCache(ttl=60)
+    async with rt.pool.acquire() as conn:
+        key_id, _ = await brands.create_key(conn, brand.id, ["read"], "session-key")
+    found = await cache.by_id(rt.pool, brand.id, key_id)
+    assert found is not None
+    principal, name = found
+    assert principal.brand_id == brand.id and principal.scopes == frozenset({"read"})
+    assert name  # the brand's display name, shown by the dashboard
+    # A key id under another brand names nothing.
+    assert await cache.by_id(rt.pool, other_brand.id, key_id) is None
+    async with rt.pool.acquire() as conn:
+        await brands.revoke_key(conn, brand.id, str(key_id))
+    assert await cache.by_id(rt.pool, brand.id, key_id) == found  # within the ttl
+    cache.clear()
+    assert await cache.by_id(rt.pool, brand.id, key_id) is None
