@@ -12,12 +12,19 @@ async def test_lifespan_builds_and_closes_the_surfaces(rt: Any) -> None:
     app = create_app(rt.settings, runtime=rt)
     assert app.url_path_for("slack_events") == "/slack/events"
     assert app.url_path_for("gorgias_webhook") == "/integrations/gorgias/webhook"
+    before = _sweepers()  # other apps of the session (the dashboard's server) have their own
     async with app.router.lifespan_context(app):
         assert app.state.assistant_surfaces is not None
-        assert "GorgiasSurface.run_sweeper" in _running()  # the sweeper runs with the app
+        ours = _sweepers() - before
+        assert ours, "the Gorgias sweeper runs with the app"
     assert app.state.assistant_surfaces is None
-    assert "GorgiasSurface.run_sweeper" not in _running()
+    assert all(t.done() for t in ours)
 
 
-def _running() -> set[str]:
-    return {getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks() if not t.done()}
+def _sweepers() -> set[asyncio.Task]:
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if not t.done()
+        and getattr(t.get_coro(), "__qualname__", "") == "GorgiasSurface.run_sweeper"
+    }
