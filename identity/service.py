@@ -819,13 +819,15 @@ async def resolve_batch(
     linked = {p for held in batch.links.values() for p in held}
     more = await repo.follow_merged(conn, brand.id, sorted(linked))
     batch.links = {ref: {more.get(p, p) for p in held} for ref, held in batch.links.items()}
-    await batch.load_profiles(
-        sorted(
-            set(batch.owner.values())
-            | set(order_owner.values())
-            | {p for held in batch.links.values() for p in held}
-        )
+    known = sorted(
+        set(batch.owner.values())
+        | set(order_owner.values())
+        | {p for held in batch.links.values() for p in held}
     )
+    await batch.load_profiles(known)
+    # Their identifiers too, in one statement: the household guard, anonymous stitching and
+    # scoring read them, and loading them per event cost a round trip per event.
+    await batch.load_keys(known)
     in_batch_orders: dict[str, UUID] = {}
     assigned: list[UUID | None] = []
     for ev, keys in zip(events, per_event, strict=True):
