@@ -28,16 +28,23 @@ SUMMARY_COLUMNS = """
 SELECT p.id, p.name_norm, p.city, p.country, p.created_at, p.first_seen, p.last_seen,
        p.order_count, p.total_spent, p.refund_total, p.channels, p.profile_strength"""
 FROM_LIVE = "\nFROM profiles p\nWHERE p.brand_id = $1 AND p.merged_into IS NULL"
+# Name and creation date are indexed in profile_directory (live profiles only, sql/0010), so
+# those sorts and the fuzzy name filter walk it and fetch each profile by primary key.
+FROM_DIRECTORY = (
+    "\nFROM profile_directory d\nJOIN profiles p ON p.brand_id = d.brand_id AND p.id = d.profile_id"
+    "\nWHERE d.brand_id = $1 AND p.merged_into IS NULL"
+)
 
 SORTS = {
     "last_seen": "p.last_seen",
     "total_spent": "p.total_spent",
     "order_count": "p.order_count",
-    "created_at": "p.created_at",
-    "name": "p.name_norm",
+    "created_at": "d.created_at",
+    "name": "d.name_norm",
     # Only with q=: best fuzzy match first.
-    "relevance": "similarity(p.name_norm, {q})",
+    "relevance": "similarity(d.name_norm, {q})",
 }
+_DIRECTORY_SORTS = ("created_at", "name", "relevance")
 # Each filter fragment uses {n} for its parameter (numbered when the query is assembled).
 _PRED = (
     "EXISTS (SELECT 1 FROM predictions f WHERE f.brand_id = $1 AND f.profile_id = p.id "
@@ -56,8 +63,8 @@ FILTERS = {
     "last_seen_since": "p.last_seen >= {n}",
     "last_seen_until": "p.last_seen < {n}",
     "ids": "p.id = ANY({n}::uuid[])",
-    # pg_trgm's % uses the trigram index (profiles_name_trgm).
-    "q": "p.name_norm % {n}",
+    # pg_trgm's % uses the trigram index (profile_directory_name_trgm).
+    "q": "d.name_norm % {n}",
 }
 
 TIMELINE_FIRST = """
@@ -153,18 +160,21 @@ def build_list_sql(q: ListQuery) -> tuple[str, list[Any]]:
     if q.sort == "relevance":
         col = col.replace("{q}", arg(q.filters["q"]))
     select = SUMMARY_COLUMNS + (f", {col} AS sort_value" if q.sort == "relevance" else "")
+    directory = q.sort in _DIRECTORY_SORTS or q.filters.get("q") is not None
+    # The tie-breaker is the id column of the table whose index gives the order.
+    id_col = "d.profile_id" if q.sort in _DIRECTORY_SORTS else "p.id"
     if q.cursor:
         last_value, last_id = decode_cursor(q.cursor, 2)
         op = "<" if q.descending else ">"
         where.append(
-            f"({col}, p.id) {op} ({arg(_typed(q.sort, last_value))}, {arg(UUID(str(last_id)))})"
+            f"({col}, {id_col}) {op} ({arg(_typed(q.sort, last_value))}, {arg(UUID(str(last_id)))})"
         )
     direction = "DESC" if q.descending else "ASC"
     sql = (
         select
-        + FROM_LIVE
+        + (FROM_DIRECTORY if directory else FROM_LIVE)
         + "".join(f"\n  AND {w}" for w in where)
-        + f"\nORDER BY {col} {direction}, p.id {direction}\nLIMIT {arg(q.limit + 1)}"
+        + f"\nORDER BY {col} {direction}, {id_col} {direction}\nLIMIT {arg(q.limit + 1)}"
     )
     return sql, params
 

@@ -22,13 +22,17 @@ SELECT coalesce(p.merged_into, p.id) AS profile_id, i.status
 FROM profile_identifiers i JOIN profiles p ON p.brand_id = i.brand_id AND p.id = i.profile_id
 WHERE i.brand_id = $1 AND i.kind = $2 AND i.hash = $3"""
 LIVE_ID = "SELECT coalesce(merged_into, id) FROM profiles WHERE brand_id = $1 AND id = $2"
+# Names are indexed in profile_directory (live profiles only, sql/0010).
 NAME_EXACT = """
-SELECT id FROM profiles WHERE brand_id = $1 AND merged_into IS NULL AND name_norm = $2
-ORDER BY last_seen DESC LIMIT $3"""
+SELECT p.id FROM profile_directory d
+JOIN profiles p ON p.brand_id = d.brand_id AND p.id = d.profile_id
+WHERE d.brand_id = $1 AND d.name_norm = $2 AND p.merged_into IS NULL
+ORDER BY p.last_seen DESC LIMIT $3"""
 NAME_FUZZY = """
-SELECT id FROM profiles
-WHERE brand_id = $1 AND merged_into IS NULL AND name_norm % $2
-ORDER BY similarity(name_norm, $2) DESC, last_seen DESC LIMIT $3"""
+SELECT p.id FROM profile_directory d
+JOIN profiles p ON p.brand_id = d.brand_id AND p.id = d.profile_id
+WHERE d.brand_id = $1 AND d.name_norm % $2 AND p.merged_into IS NULL
+ORDER BY similarity(d.name_norm, $2) DESC, p.last_seen DESC LIMIT $3"""
 PROFILES = """
 SELECT id, first_seen, last_seen, city, country, event_count, order_count, total_spent,
        refund_total, first_order_at, last_order_at, channels, profile_strength, household_id,

@@ -16,6 +16,21 @@ async def _state(rt, brand_id):
     return {k: [tuple(r) for r in await rt.pool.fetch(q, brand_id)] for k, q in STATE.items()}
 
 
+async def _assert_directory_mirrors_live_profiles(rt, brand_id):
+    """profile_directory (sql/0010, kept by triggers) holds exactly the live profiles."""
+    live = await rt.pool.fetch(
+        "SELECT id, name_norm, created_at FROM profiles WHERE brand_id = $1 "
+        "AND merged_into IS NULL ORDER BY id",
+        brand_id,
+    )
+    listed = await rt.pool.fetch(
+        "SELECT profile_id, name_norm, created_at FROM profile_directory WHERE brand_id = $1 "
+        "ORDER BY profile_id",
+        brand_id,
+    )
+    assert live and [tuple(r) for r in listed] == [tuple(r) for r in live]
+
+
 async def test_unmerge_restores_the_snapshot_exactly_and_reresolves_later_events(rt, client, brand):
     await ingest(
         rt,
@@ -32,6 +47,7 @@ async def test_unmerge_restores_the_snapshot_exactly_and_reresolves_later_events
     )
     before = await _state(rt, brand.id)
     assert await live_profiles(rt, brand.id) == 2
+    await _assert_directory_mirrors_live_profiles(rt, brand.id)
     await ingest(
         rt,
         brand,
@@ -47,6 +63,7 @@ async def test_unmerge_restores_the_snapshot_exactly_and_reresolves_later_events
         ],
     )
     assert await live_profiles(rt, brand.id) == 1
+    await _assert_directory_mirrors_live_profiles(rt, brand.id)
     # after the merge: an event only the POS side's loyalty card knows, and one on the email
     await ingest(
         rt,
@@ -66,6 +83,7 @@ async def test_unmerge_restores_the_snapshot_exactly_and_reresolves_later_events
     assert frozenset({"b1", "b2", "later-pos"}) in parts
     assert any({"a1", "a2", "later-web"} <= p for p in parts)
     after = await _state(rt, brand.id)
+    await _assert_directory_mirrors_live_profiles(rt, brand.id)
     # every row that existed before the merge is back exactly as it was
     old_ids = {r[0] for r in before["events"]}
     ev_after = {r[0]: r for r in after["events"] if r[0] in old_ids}
