@@ -18,6 +18,15 @@ SELECT count(*) FROM (
     ) s
 ) t"""
 
+# Non-blocking: takes every free key and returns those another transaction holds.
+TRY_LOCK_KEYS = """
+SELECT k FROM (
+    SELECT DISTINCT ON (h) k, h FROM (
+        SELECT k, hashtextextended($1::text || ':' || k, 0) AS h FROM unnest($2::text[]) AS k
+    ) u ORDER BY h
+) s
+WHERE NOT pg_try_advisory_xact_lock(h)"""
+
 LOOKUP_KEYS = """
 SELECT i.kind, i.hash, i.profile_id, i.status, i.claims
 FROM profile_identifiers i
@@ -221,6 +230,13 @@ WHERE brand_id = $1 AND status = 'rejected' AND pair_key = ANY($2::text[])"""
 async def lock_keys(conn: asyncpg.Connection, brand_id: UUID, keys: Sequence[str]) -> None:
     if keys:
         await conn.fetchval(LOCK_KEYS_ORDERED, str(brand_id), list(keys))
+
+
+async def try_lock_keys(conn: asyncpg.Connection, brand_id: UUID, keys: Sequence[str]) -> set[str]:
+    """Lock the free keys now and return the busy ones (never waits, so never deadlocks)."""
+    if not keys:
+        return set()
+    return {r["k"] for r in await conn.fetch(TRY_LOCK_KEYS, str(brand_id), list(keys))}
 
 
 async def lock_profiles(conn: asyncpg.Connection, brand_id: UUID, ids: Sequence[UUID]) -> None:

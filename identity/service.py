@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -157,6 +157,8 @@ class Resolution:
     final: dict[UUID, UUID] = field(default_factory=dict)
     recompute_ids: set[UUID] = field(default_factory=set)
     merged_events: list[dict[str, Any]] = field(default_factory=list)
+    # Indexes of events left undecided because another transaction held an identifier.
+    deferred: set[int] = field(default_factory=set)
 
     async def apply_aggregates(
         self, conn: asyncpg.Connection, events: list[dict[str, Any]]
@@ -772,11 +774,42 @@ def _masked(k: IdKey) -> str:
     return mask(k.kind, k.value or "")
 
 
+def _deferred(
+    events: list[dict[str, Any]],
+    per_event: list[list[IdKey]],
+    is_busy: Callable[[tuple[str, bytes]], bool],
+) -> set[int]:
+    """Events carrying a busy identifier, and the events of their orders (a refund without
+    identifiers follows its purchase, so it must not be decided before it)."""
+    out = {i for i, keys in enumerate(per_event) if any(is_busy(k.ref) for k in keys)}
+    orders = {str(oid) for i in out if (oid := (events[i].get("properties") or {}).get("order_id"))}
+    if orders:
+        out |= {
+            i
+            for i, ev in enumerate(events)
+            if (oid := (ev.get("properties") or {}).get("order_id")) is not None
+            and str(oid) in orders
+        }
+    return out
+
+
 async def resolve_batch(
-    conn: asyncpg.Connection, crypto: BrandCrypto, brand: Brand, events: list[dict[str, Any]]
+    conn: asyncpg.Connection,
+    crypto: BrandCrypto,
+    brand: Brand,
+    events: list[dict[str, Any]],
+    *,
+    defer_busy: bool = False,
 ) -> Resolution:
     """Decide a profile for every event (None: suppressed). Runs inside the caller's
-    transaction; the caller inserts the events, then calls `apply_aggregates`."""
+    transaction; the caller inserts the events, then calls `apply_aggregates`.
+
+    With `defer_busy`, identifier locks are tried rather than waited for: an event carrying an
+    identifier that another transaction holds is left undecided (its index in `deferred`, its
+    profile None), with the follow-ups of its order, for the caller to resolve again once that
+    transaction is done. Two workers then resolve the disjoint parts of their batches side by
+    side instead of one waiting for the other's whole transaction. Resolution does not depend
+    on the order of events (tests/identity: any order, same partition), so this is safe."""
     cfg = IdentityConfig.of(brand)
     batch = _Batch(conn, crypto, brand, cfg)
     per_event = [
@@ -790,9 +823,20 @@ async def resolve_batch(
         for ev in events
     ]
     refs = sorted({k.ref for keys in per_event for k in keys})
+    lock_name = {ref: f"{ref[0]}:{ref[1].hex()}" for ref in refs}
     # Suppressions are read under the identifier locks a privacy delete also takes, so an
     # event racing a delete cannot re-create the person.
-    await repo.lock_keys(conn, brand.id, [f"{k}:{h.hex()}" for k, h in refs if (k, h)])
+    deferred: set[int] = set()
+    if defer_busy:
+        busy = await repo.try_lock_keys(conn, brand.id, list(lock_name.values()))
+        if busy:
+            deferred = _deferred(events, per_event, lambda ref: lock_name[ref] in busy)
+            refs = sorted(
+                {k.ref for i, keys in enumerate(per_event) if i not in deferred for k in keys}
+            )
+    else:
+        await repo.lock_keys(conn, brand.id, list(lock_name.values()))
+    batch.res.deferred = deferred
     blocked = await repo.suppressed(conn, brand.id, refs)
     for r in await repo.lookup(conn, brand.id, [r for r in refs if r not in blocked]):
         ref = (r["kind"], bytes(r["hash"]))
@@ -806,8 +850,10 @@ async def resolve_batch(
     orphan_orders = sorted(
         {
             str((ev.get("properties") or {}).get("order_id"))
-            for ev, keys in zip(events, per_event, strict=True)
-            if not any(k.usable for k in keys) and (ev.get("properties") or {}).get("order_id")
+            for i, (ev, keys) in enumerate(zip(events, per_event, strict=True))
+            if i not in deferred
+            and not any(k.usable for k in keys)
+            and (ev.get("properties") or {}).get("order_id")
         }
     )
     order_owner: dict[str, UUID] = {}
@@ -830,8 +876,8 @@ async def resolve_batch(
     await batch.load_keys(known)
     in_batch_orders: dict[str, UUID] = {}
     assigned: list[UUID | None] = []
-    for ev, keys in zip(events, per_event, strict=True):
-        if any(k.ref in blocked for k in keys):
+    for i, (ev, keys) in enumerate(zip(events, per_event, strict=True)):
+        if i in deferred or any(k.ref in blocked for k in keys):
             assigned.append(None)
             continue
         order_id = (ev.get("properties") or {}).get("order_id")

@@ -3,6 +3,10 @@
 Rows are claimed with `FOR UPDATE SKIP LOCKED WHERE status = 'pending'`, so any number of
 workers (and an import running inline) can process the same ids safely: each row is resolved
 exactly once, and a crash before commit leaves it pending for the next attempt.
+
+Identity locks are tried first: rows whose identifiers another worker is resolving at that
+moment are put back and resolved in a second transaction that waits for those locks, so
+concurrent workers overlap on everything else instead of queueing behind each other.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ UPDATE raw_events r SET status = u.status, error = u.error, processed_at = now()
 FROM unnest($2::bigint[], $3::text[], $4::text[]) AS u(id, status, error)
 WHERE r.brand_id = $1 AND r.id = u.id"""
 
+# Rows left undecided (another worker held one of their identifiers): pending again, as if
+# never claimed, for the second pass right after this transaction.
+UNCLAIM = """
+UPDATE raw_events SET status = 'pending', processed_at = NULL, attempts = attempts - 1
+WHERE brand_id = $1 AND id = ANY($2::bigint[])"""
+
 BUMP_ATTEMPTS = """
 UPDATE raw_events SET attempts = attempts + 1, error = $3
 WHERE brand_id = $1 AND id = ANY($2::bigint[]) AND status = 'pending'"""
@@ -78,6 +88,16 @@ class BatchResult:
     reviews: int = 0
     profiles: set[UUID] = field(default_factory=set)
     seconds: float = 0.0
+    deferred: list[int] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.claimed += other.claimed
+        self.processed += other.processed
+        self.suppressed += other.suppressed
+        self.dead += other.dead
+        self.merges += other.merges
+        self.reviews += other.reviews
+        self.profiles |= other.profiles
 
 
 def _event_row(
@@ -133,11 +153,23 @@ _CONFLICTS = (asyncpg.exceptions.SerializationError, asyncpg.exceptions.Deadlock
 
 
 async def _process_retrying(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+    """First the rows whose identifiers no other transaction holds, without waiting; then,
+    in a second transaction that waits for those locks, the rows that were deferred."""
+    result = await _retrying(rt, brand, raw_ids, defer_busy=True)
+    if result.deferred:
+        result.add(await _retrying(rt, brand, result.deferred, defer_busy=False))
+        result.deferred = []
+    return result
+
+
+async def _retrying(
+    rt: Runtime, brand: Brand, raw_ids: list[int], *, defer_busy: bool
+) -> BatchResult:
     """A conflict with a concurrent merge is retried at once (a few times), not after the
     stream's redelivery delay."""
     for attempt in range(3):
         try:
-            return await _process(rt, brand, raw_ids)
+            return await _process(rt, brand, raw_ids, defer_busy=defer_busy)
         except CBrainError as exc:
             if exc.code != "retry" or attempt == 2:
                 raise
@@ -165,12 +197,7 @@ async def _isolate(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult
             await mark_dead(rt, brand.id, [raw_id], f"{type(exc).__name__}: {str(exc)[:300]}")
             total.dead += 1
             continue
-        total.claimed += r.claimed
-        total.processed += r.processed
-        total.suppressed += r.suppressed
-        total.merges += r.merges
-        total.reviews += r.reviews
-        total.profiles |= r.profiles
+        total.add(r)
     return total
 
 
@@ -189,7 +216,9 @@ async def bump_attempts(rt: Runtime, brand_id: UUID, raw_ids: list[int], reason:
         await conn.execute(BUMP_ATTEMPTS, brand_id, raw_ids, reason[:500])
 
 
-async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult:
+async def _process(
+    rt: Runtime, brand: Brand, raw_ids: list[int], *, defer_busy: bool = False
+) -> BatchResult:
     from identity.service import resolve_batch
 
     crypto = rt.keyring.for_brand(str(brand.id))
@@ -208,10 +237,16 @@ async def _process(rt: Runtime, brand: Brand, raw_ids: list[int]) -> BatchResult
             ev["_raw_id"] = r["id"]
             ev["_occurred_at"] = r["occurred_at"]
             events.append(ev)
-        resolution = await resolve_batch(conn, crypto, brand, events)
+        resolution = await resolve_batch(conn, crypto, brand, events, defer_busy=defer_busy)
+        if resolution.deferred:
+            result.deferred = sorted(events[i]["_raw_id"] for i in resolution.deferred)
+            result.claimed -= len(result.deferred)
+            await conn.execute(UNCLAIM, brand.id, result.deferred)
         records = []
         suppressed = []
-        for ev, profile_id in zip(events, resolution.profile_ids, strict=True):
+        for i, (ev, profile_id) in enumerate(zip(events, resolution.profile_ids, strict=True)):
+            if i in resolution.deferred:
+                continue
             if profile_id is None:
                 suppressed.append(ev["_raw_id"])
                 continue

@@ -244,3 +244,62 @@ async def test_households_are_linked_not_merged(rt, brand):
     hh = {r["name_norm"]: r["household_id"] for r in rows}
     assert hh["priya shah"] is not None and hh["priya shah"] == hh["arjun shah"]
     assert hh["mira shah"] is not None and hh["mira shah"] == hh["dev shah"]
+
+
+async def test_rows_whose_identifier_is_held_elsewhere_wait_while_the_rest_go_through(rt, brand):
+    """Another transaction holds one person's email lock: a batch resolves everyone else at
+    once, leaves that person's events (and the refund of their order, which carries no
+    identifier) pending, and resolves them in its second pass once the lock is released."""
+    from core.events import CanonicalEvent
+    from identity import repo
+    from ingestion.processing import process_batch
+    from ingestion.service import accept
+
+    refund = {
+        **ev("busy-refund", type="refund"),
+        "identifiers": {},
+        "properties": {"order_id": "busy-1", "total": 10.0},
+    }
+    events = [
+        ev("busy-1", first="Ines", email="ines@held-mail.com"),
+        ev("free-1", first="Omar", email="omar@free-mail.com"),
+        refund,
+        ev("free-2", first="Lea", phone="07700 900321"),
+    ]
+    chunk = [
+        (j, CanonicalEvent.model_validate({**e, "brand": brand.slug})) for j, e in enumerate(events)
+    ]
+    raw_ids = [r.raw_id for r in await accept(rt, brand.id, chunk, conn=rt.pool)]
+    crypto = rt.keyring.for_brand(str(brand.id))
+    [key] = identifier_keys(crypto, {"email": "ines@held-mail.com"})
+
+    async def stored() -> set[str]:
+        rows = await rt.pool.fetch("SELECT event_id FROM events WHERE brand_id = $1", brand.id)
+        return {r["event_id"] for r in rows}
+
+    holder = await rt.pool.acquire()
+    tx = holder.transaction()
+    await tx.start()
+    await repo.lock_keys(holder, brand.id, [f"{key.kind}:{key.hash.hex()}"])
+    task = asyncio.create_task(process_batch(rt, brand.brand, raw_ids))
+    try:
+        for _ in range(100):
+            if await stored() == {"free-1", "free-2"}:
+                break
+            await asyncio.sleep(0.05)
+        assert await stored() == {"free-1", "free-2"}
+        pending = await rt.pool.fetchval(
+            "SELECT count(*) FROM raw_events WHERE brand_id = $1 AND status = 'pending'", brand.id
+        )
+        assert pending == 2 and not task.done()
+    finally:
+        await tx.rollback()
+        await rt.pool.release(holder)
+    result = await asyncio.wait_for(task, 30)
+    assert result.processed == 4 and result.claimed == 4 and result.deferred == []
+    assert await stored() == {"free-1", "free-2", "busy-1", "busy-refund"}
+    owners = await rt.pool.fetch(
+        "SELECT event_id, profile_id FROM events WHERE brand_id = $1 AND event_id LIKE 'busy-%'",
+        brand.id,
+    )
+    assert len({r["profile_id"] for r in owners}) == 1  # the refund follows its purchase

@@ -103,7 +103,9 @@ async def test_customer_text_is_delimited_data(dataset, connect):
 async def test_lookup_by_ref_loyalty_and_name(dataset, rt, connect):
     row = await rt.pool.fetchrow(
         """SELECT i.profile_id, i.value_enc FROM profile_identifiers i
-           WHERE i.brand_id = $1 AND i.kind = 'loyalty_id' AND i.status = 'active' LIMIT 1""",
+           JOIN profiles p ON p.brand_id = i.brand_id AND p.id = i.profile_id
+           WHERE i.brand_id = $1 AND i.kind = 'loyalty_id' AND i.status = 'active'
+             AND p.name_norm <> '' ORDER BY i.profile_id LIMIT 1""",
         dataset.a.id,
     )
     loyalty = rt.keyring.for_brand(str(dataset.a.id)).decrypt_str(row["value_enc"])
