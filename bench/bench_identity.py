@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import csv
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -78,6 +80,7 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cbrain-bench-id-"))
+    atexit.register(shutil.rmtree, home, True)  # a run leaves ~500 MB of data
     os.environ.update({"CBRAIN_HOME": str(home), "CBRAIN_LOG_LEVEL": "WARNING"})
     data = home / "data"
     t = time.perf_counter()

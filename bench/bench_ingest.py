@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -219,6 +221,7 @@ async def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="cbrain worker processes")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cbrain-bench-"))
+    atexit.register(shutil.rmtree, home, True)  # a run leaves ~500 MB of data
     env_over = {
         "CBRAIN_HOME": str(home),
         "CBRAIN_ENV": "development",
