@@ -17,8 +17,18 @@ TIMEOUT_S = 120  # a runaway aggregate is cancelled rather than left to hold a c
 SET_WORK_MEM = "SET LOCAL work_mem = '128MB'"
 
 
-async def scan(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Run a brand-wide aggregate in a read-only transaction with room to work in memory."""
+async def scan(conn: Conn, sql: str, *args: Any) -> list[Any]:
+    """Run a brand-wide aggregate: on the brand's columnar replica when the statement has a
+    DuckDB twin and the replica is built (replica.py), else on Postgres in a read-only
+    transaction with room to work in memory. Rows read by name or position either way."""
+    if isinstance(conn, asyncpg.Pool):
+        from mcp_server import replica, replica_sql
+
+        twin = replica_sql.TWIN.get(sql)
+        if twin is not None:
+            rep = await replica.store.get(conn, args[0])
+            if rep is not None:
+                return await rep.fetch(twin, *args)
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(conn, asyncpg.Pool):
             conn = await stack.enter_async_context(conn.acquire())

@@ -48,7 +48,14 @@ async def warm(
     brand_id: UUID,
     progress: Callable[[str, dict[str, Any], float, str | None], None] | None = None,
 ) -> list[tuple[str, dict[str, Any], float, str | None]]:
-    """Recompute and cache every WARM_CALLS answer; (tool, args, seconds, error) per call."""
+    """Recompute and cache every WARM_CALLS answer; (tool, args, seconds, error) per call.
+    The brand's analytics replica is built first (when enabled), so they run on it."""
+    from mcp_server import replica
+
+    started = time.perf_counter()
+    rep = await replica.store.refresh(rt.pool, brand_id)
+    if progress and rep is not None:
+        progress("analytics replica", rep.rows, time.perf_counter() - started, None)
     server = build_server(lambda: rt, brand_id=brand_id)
     token = force_refresh.set(True)
     done = []

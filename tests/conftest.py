@@ -27,6 +27,9 @@ from core.runtime import Runtime, run_migrations
 from core.settings import load_settings
 
 TEST_DB = "cbrain_test"
+# Tests change a brand's data and ask again at once; the analytics replica (minutes fresh)
+# is exercised on purpose by tests/mcp_server/test_replica.py, which turns it on.
+os.environ.setdefault("ANALYTICS_REPLICA", "off")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mcp_server import repo
+from mcp_server import replica_sql, repo
 from mcp_server import repo_analytics as ra
 from mcp_server._cache import cached
 from mcp_server.deps import Deps
@@ -27,6 +27,7 @@ RFM_GRID: dict[int, tuple[str, ...]] = {
     1: ("Lost", "Lost", "At Risk", "At Risk", "Can't Lose Them"),
 }
 MOVEMENT_SQL = ra.movement_sql(RFM_GRID)
+replica_sql.register_movement(RFM_GRID)
 NEW_SINCE = "(no orders yet)"
 
 

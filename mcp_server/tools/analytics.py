@@ -4,6 +4,7 @@ _cache.py) and carry `computed_at`."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -236,17 +237,30 @@ def register(mcp: MCPServer, deps: Deps) -> None:
         customers went from each segment N days ago to each segment today (e.g. Loyal ->
         At Risk), the net change per segment and the share who stayed put."""
         caller = deps.caller()
-        stats = await segment_stats(deps, caller)
+        # Statistics and movement are independent scans: run them side by side.
+        moving = (
+            asyncio.ensure_future(movement(deps, caller.brand_id, movement_days))
+            if movement_days
+            else None
+        )
+        try:
+            stats = await segment_stats(deps, caller)
+        except BaseException:
+            if moving is not None:
+                moving.cancel()
+            raise
         wanted = {s.strip().casefold() for s in segments or []}
         compared = [s for s in stats.segments if not wanted or s.name.casefold() in wanted]
         notes = list(stats.notes)
         if wanted and not compared and stats.segments:
+            if moving is not None:
+                moving.cancel()
             raise ToolError(
                 "none of those segments exist; known: " + ", ".join(s.name for s in stats.segments)
             )
-        if not movement_days:
+        if moving is None:
             return SegmentsAnalysis(compared=compared, computed_at=stats.computed_at, notes=notes)
-        moved = await movement(deps, caller.brand_id, movement_days)
+        moved = await moving
         return SegmentsAnalysis(
             **moved.model_dump(exclude={"notes"}), compared=compared, notes=notes + moved.notes
         )

@@ -1,0 +1,145 @@
+"""The DuckDB replica answers every analytics question exactly as Postgres does.
+
+Each call runs twice on the generated brand, with the cache emptied before each run: once
+with ANALYTICS_REPLICA=off (Postgres) and once on a freshly built replica; the structured
+results must be equal apart from `computed_at` (floats to 9 significant digits: DuckDB and
+Postgres may add doubles in another order)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from mcp_server import replica
+from tests.mcp_server.conftest import call
+
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("analyze_customers", {}),
+    *[
+        ("analyze_customers", {"group_by": g})
+        for g in ("channel", "country", "city", "cohort", "segment")
+    ],
+    ("analyze_customers", {"group_by": "channel", "period_days": 90}),
+    ("analyze_customers", {"group_by": "segment", "period_days": 365, "country": "gb"}),
+    ("analyze_customers", {"group_by": "cohort", "channel": "pos", "cohort_from": "2025-01"}),
+    ("analyze_customers", {"group_by": "city", "period_days": 180, "segment": "Champions"}),
+    ("segments", {}),
+    ("analyze_segments", {}),
+    ("analyze_segments", {"movement_days": 30}),
+    *[
+        ("analyze_products", {"view": v, "period_days": 365})
+        for v in ("top_products", "top_categories", "bought_together", "category_affinity")
+    ],
+    ("analyze_products", {"view": "top_products", "sort_by": "units", "period_days": 90}),
+    ("analyze_products", {"view": "top_categories", "sort_by": "buyers"}),
+    ("analyze_products", {"view": "bought_together", "min_together": 3, "period_days": 365}),
+    *[
+        ("analyze_behavior", {"view": v})
+        for v in ("channel_mix", "purchase_cadence", "cohort_retention", "journey_funnel")
+    ],
+    ("analyze_behavior", {"view": "cohort_retention", "months": 6}),
+    ("forecast_metrics", {"metric": "revenue"}),
+    ("forecast_metrics", {"metric": "active_customers", "horizon_weeks": 4}),
+]
+
+
+def _close_in_time(a: str, b: str) -> bool:
+    return abs(datetime.fromisoformat(a) - datetime.fromisoformat(b)) < timedelta(seconds=30)
+
+
+def _same(a: Any, b: Any, path: str = "") -> list[str]:
+    if path.endswith((".window_start", ".window_end")) and isinstance(a, str):
+        # "now" when the tool ran, not data
+        return [] if isinstance(b, str) and _close_in_time(a, b) else [f"{path}: {a} vs {b}"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a if k != "computed_at" for d in _same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _same(x, y, f"{path}[{i}]")
+        ]
+    if isinstance(a, float) and isinstance(b, float | int):
+        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) else [f"{path}: {a} vs {b}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+async def _clear(rt: Any, brand_id: Any) -> None:
+    keys = [k async for k in rt.redis.scan_iter(match=f"cb:{{{brand_id}}}:mcp:*")]
+    if keys:
+        await rt.redis.delete(*keys)
+
+
+@pytest.mark.parametrize("mode", ["auto"])
+async def test_replica_answers_every_analytics_question_as_postgres_does(
+    dataset, rt, connect, monkeypatch
+):
+    brand = dataset.a
+    monkeypatch.setenv("ANALYTICS_REPLICA", "off")
+    expected = []
+    async with connect(brand) as c:
+        for tool, args in CALLS:
+            await _clear(rt, brand.id)
+            expected.append(await call(c, tool, **args))
+    monkeypatch.setenv("ANALYTICS_REPLICA", "on")
+    rep = await replica.store.refresh(rt.pool, brand.id)
+    try:
+        assert rep is not None and rep.rows["events"] > 1000 and rep.rows["lines"] > 500
+        assert replica.store.peek(brand.id) is rep
+        problems = []
+        async with connect(brand) as c:
+            for (tool, args), want in zip(CALLS, expected, strict=True):
+                await _clear(rt, brand.id)
+                got = await call(c, tool, **args)
+                problems += [f"{tool} {args}: {d}" for d in _same(want, got)]
+        assert not problems, "\n".join(problems[:20])
+        # the questions really ran on the replica (a statement on a closed one fails)
+        rep.close()
+        async with connect(brand) as c:
+            await _clear(rt, brand.id)
+            res = await c.call_tool("analyze_customers", {"group_by": "country"})
+        assert res.is_error
+    finally:
+        replica.store.drop(brand.id)
+        await _clear(rt, brand.id)
+
+
+async def test_replica_holds_no_personal_data_and_one_brand(dataset, rt, monkeypatch):
+    monkeypatch.setenv("ANALYTICS_REPLICA", "on")
+    rep = await replica.store.refresh(rt.pool, dataset.a.id)
+    try:
+        assert rep is not None
+        columns = {
+            (t, c)
+            for t, c in await rep.fetch(
+                "SELECT table_name, column_name FROM information_schema.columns"
+            )
+        }
+        names = {c for _, c in columns}
+        assert not names & {
+            "email",
+            "phone",
+            "traits_enc",
+            "name_norm",
+            "content_enc",
+            "properties",
+        }
+        # profile ids are replaced by dense integers inside the replica
+        assert (await rep.fetch("SELECT typeof(id) FROM profiles LIMIT 1"))[0][0] == "INTEGER"
+        for table in ("profiles", "events"):
+            mine = (await rep.fetch(f"SELECT count(*) FROM {table}"))[0][0]
+            assert mine == await rt.pool.fetchval(
+                f"SELECT count(*) FROM {table} WHERE brand_id = $1", dataset.a.id
+            )
+        assert await rt.pool.fetchval(
+            "SELECT count(*) FROM events WHERE brand_id = $1", dataset.b.id
+        )
+    finally:
+        replica.store.drop(dataset.a.id)
