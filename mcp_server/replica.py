@@ -121,7 +121,7 @@ EXPORTS: dict[str, tuple[str, dict[str, str]]] = {
 # Shaped once loaded: profile ids become dense integers (joins and DISTINCT on 4-byte keys
 # instead of 16-byte UUIDs: ~2x faster, half the memory); each profile carries its segment,
 # cluster, churn and LTV (one row instead of three prediction rows to join); channels are a
-# list, as in Postgres. Nothing returned to callers is a profile id, so the mapping stays here.
+# list, as in Postgres. Only rankings of customers (churn_risk) return `uid`, the profile id.
 _FINISH = """
 CREATE TABLE ids AS SELECT id AS uid, (row_number() OVER ())::INTEGER AS pk FROM profiles_raw;
 CREATE TABLE pred AS
@@ -129,14 +129,17 @@ SELECT i.pk, max(band) FILTER (WHERE kind = 'segment') AS segment,
        max(cluster_name) FILTER (WHERE kind = 'segment') AS cluster_name,
        max(value) FILTER (WHERE kind = 'churn') AS churn,
        max(value) FILTER (WHERE kind = 'ltv') AS ltv,
-       max(as_of) FILTER (WHERE kind = 'segment') AS seg_as_of
+       max(as_of) FILTER (WHERE kind = 'segment') AS seg_as_of,
+       max(band) FILTER (WHERE kind = 'churn') AS churn_band,
+       max(as_of) FILTER (WHERE kind = 'churn') AS churn_as_of
 FROM predictions_raw r JOIN ids i ON i.uid = r.profile_id GROUP BY i.pk;
 CREATE TABLE profiles AS
-SELECT i.pk AS id, r.live, r.country, r.city, r.first_order_at, r.last_order_at, r.order_count,
+SELECT i.pk AS id, i.uid, r.live, r.country, r.city, r.first_order_at, r.last_order_at, r.order_count,
        r.total_spent, r.refund_total,
        CASE WHEN r.channels_csv IS NULL OR r.channels_csv = '' THEN []::VARCHAR[]
             ELSE string_split(r.channels_csv, ',') END AS channels,
-       pr.segment, pr.cluster_name, pr.churn, pr.ltv, pr.seg_as_of
+       pr.segment, pr.cluster_name, pr.churn, pr.ltv, pr.seg_as_of, pr.churn_band,
+       pr.churn_as_of
 FROM profiles_raw r JOIN ids i ON i.uid = r.id LEFT JOIN pred pr ON pr.pk = i.pk;
 CREATE TABLE events AS
 SELECT r.id, i.pk AS profile_id, r.type, r.source, r.occurred_at, r.total

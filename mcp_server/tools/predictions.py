@@ -138,9 +138,9 @@ def register(mcp: MCPServer, deps: Deps) -> None:
             seg = await _segment_name(conn, caller, segment) if segment else None
 
             async def compute() -> _RankedChurn:
-                async with deps.rt.pool.acquire() as own:
-                    # Always the top 100 (the most top_n allows): one cache entry per list.
-                    rows = await repo.top_churn(own, caller.brand_id, seg, rank_by, 100)
+                # Always the top 100 (the most top_n allows): one cache entry per list. The pool,
+                # not a connection: the value-at-risk ranking runs on the analytics replica.
+                rows = await repo.top_churn(deps.rt.pool, caller.brand_id, seg, rank_by, 100)
                 return _RankedChurn(
                     rows=[_ChurnRow.model_validate(dict(r)) for r in rows],
                     as_of=max((r["as_of"] for r in rows), default=None),

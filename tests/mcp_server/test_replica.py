@@ -27,6 +27,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("analyze_customers", {"group_by": "cohort", "channel": "pos", "cohort_from": "2025-01"}),
     ("analyze_customers", {"group_by": "city", "period_days": 180, "segment": "Champions"}),
     ("segments", {}),
+    ("churn_risk", {"rank_by": "value_at_risk", "top_n": 25}),
+    ("churn_risk", {"rank_by": "value_at_risk", "segment": "At Risk"}),
     ("analyze_segments", {}),
     ("analyze_segments", {"movement_days": 30}),
     *[
