@@ -145,3 +145,27 @@ async def test_replica_holds_no_personal_data_and_one_brand(dataset, rt, monkeyp
         )
     finally:
         replica.store.drop(dataset.a.id)
+
+
+async def test_movement_twin_matches_postgres_at_any_pair_of_dates(dataset, rt, monkeypatch):
+    """The movement twin (histogram cut points, scores counted per cell) against the Postgres
+    statement at dates in the middle of the history too, where purchases fall after the later
+    date and some customers have none before the earlier one, not only at today's."""
+    from mcp_server import replica_sql
+    from mcp_server.tools._segments import MOVEMENT_SQL
+
+    monkeypatch.setenv("ANALYTICS_REPLICA", "on")
+    rep = await replica.store.refresh(rt.pool, dataset.a.id)
+    try:
+        assert rep is not None
+        twin = replica_sql.TWIN[MOVEMENT_SQL]
+        today = dataset.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        for back, span in ((0, 90), (0, 7), (60, 30), (200, 120), (330, 20), (0, 600)):
+            later = today - timedelta(days=back)
+            earlier = later - timedelta(days=span)
+            want = await rt.pool.fetch(MOVEMENT_SQL, dataset.a.id, earlier, later)
+            got = await rep.fetch(twin, dataset.a.id, earlier, later)
+            assert want, (back, span)
+            assert [tuple(r) for r in got] == [tuple(r) for r in want], (back, span)
+    finally:
+        replica.store.drop(dataset.a.id)
