@@ -122,6 +122,8 @@ EXPORTS: dict[str, tuple[str, dict[str, str]]] = {
 # instead of 16-byte UUIDs: ~2x faster, half the memory); each profile carries its segment,
 # cluster, churn and LTV (one row instead of three prediction rows to join); channels are a
 # list, as in Postgres. Only rankings of customers (churn_risk) return `uid`, the profile id.
+# `buyers` holds each buyer's lifetime purchase count, spend and last date (segment movement
+# reads it for the customers who bought nothing since its earlier date).
 _FINISH = """
 CREATE TABLE ids AS SELECT id AS uid, (row_number() OVER ())::INTEGER AS pk FROM profiles_raw;
 CREATE TABLE pred AS
@@ -148,6 +150,9 @@ CREATE TABLE lines AS
 SELECT r.basket, i.pk AS profile_id, r.occurred_at, r.product_id, r.name, r.category, r.qty,
        r.price
 FROM lines_raw r LEFT JOIN ids i ON i.uid = r.profile_id;
+CREATE TABLE buyers AS
+SELECT profile_id, count(*) AS f, coalesce(sum(total), 0) AS m, max(occurred_at) AS last
+FROM events WHERE type = 'purchase' GROUP BY profile_id;
 CREATE TABLE journeys AS
 SELECT i.pk AS profile_id, r.stage FROM journeys_raw r LEFT JOIN ids i ON i.uid = r.profile_id;
 DROP TABLE profiles_raw; DROP TABLE events_raw; DROP TABLE lines_raw;
