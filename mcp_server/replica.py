@@ -122,6 +122,10 @@ EXPORTS: dict[str, tuple[str, dict[str, str]]] = {
 # instead of 16-byte UUIDs: ~2x faster, half the memory); each profile carries its segment,
 # cluster, churn and LTV (one row instead of three prediction rows to join); channels are a
 # list, as in Postgres. Only rankings of customers (churn_risk) return `uid`, the profile id.
+# Purchase lines are stored in time order, so a window (the last 90 days) reads only its own
+# row groups (DuckDB skips the others by their min/max): top products 140 -> 105 ms. Events
+# are stored per customer, then time: their statements group and count by customer, and in
+# time order (as Postgres returns them) channel mix and cohorts were 20-30% slower.
 # `buyers` holds each buyer's lifetime purchase count, spend and last date (segment movement
 # reads it for the customers who bought nothing since its earlier date).
 _FINISH = """
@@ -145,11 +149,11 @@ SELECT i.pk AS id, i.uid, r.live, r.country, r.city, r.first_order_at, r.last_or
 FROM profiles_raw r JOIN ids i ON i.uid = r.id LEFT JOIN pred pr ON pr.pk = i.pk;
 CREATE TABLE events AS
 SELECT r.id, i.pk AS profile_id, r.type, r.source, r.occurred_at, r.total
-FROM events_raw r LEFT JOIN ids i ON i.uid = r.profile_id;
+FROM events_raw r LEFT JOIN ids i ON i.uid = r.profile_id ORDER BY i.pk, r.occurred_at;
 CREATE TABLE lines AS
 SELECT r.basket, i.pk AS profile_id, r.occurred_at, r.product_id, r.name, r.category, r.qty,
        r.price
-FROM lines_raw r LEFT JOIN ids i ON i.uid = r.profile_id;
+FROM lines_raw r LEFT JOIN ids i ON i.uid = r.profile_id ORDER BY r.occurred_at;
 CREATE TABLE buyers AS
 SELECT profile_id, count(*) AS f, coalesce(sum(total), 0) AS m, max(occurred_at) AS last
 FROM events WHERE type = 'purchase' GROUP BY profile_id;

@@ -188,12 +188,13 @@ TOP = {
     for key, col in (("product", "product_id"), ("category", "category"))
     for sort in ("revenue", "units", "buyers")
 }
-# Pairs are counted over distinct (unit, item): the same (unit, a, b) triples as in x, so
-# count(*) there is Postgres' count(DISTINCT a.unit) here, without a DISTINCT over the join.
+# Everything is counted over distinct (unit, item) (xu): the same (unit, a, b) triples as in
+# x, so count(*) there is Postgres' count(DISTINCT ...) here, without a DISTINCT over the join;
+# the max label per (unit, item), then per item, is Postgres' max(label) per item.
 _PAIRS = """
-, n AS (SELECT count(DISTINCT unit) AS units FROM x),
-c AS (SELECT item, count(DISTINCT unit) AS n, max(label) AS label FROM x GROUP BY item),
-xu AS MATERIALIZED (SELECT DISTINCT unit, item FROM x),
+, xu AS MATERIALIZED (SELECT unit, item, max(label) AS label FROM x GROUP BY unit, item),
+n AS (SELECT count(DISTINCT unit) AS units FROM xu),
+c AS (SELECT item, count(*) AS n, max(label) AS label FROM xu GROUP BY item),
 pairs AS (
     SELECT a.item AS a, b.item AS b, count(*) AS n
     FROM xu a JOIN xu b ON a.unit = b.unit AND a.item < b.item
