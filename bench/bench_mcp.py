@@ -447,7 +447,7 @@ def cases(emails: list[str], refs: list[str], products: list[str]) -> list[tuple
         ("forecast_metrics (revenue, 8 weeks)", "forecast_metrics", lambda i: {}),
     ]
     for label, tool, args in aggregates:
-        out += [(label, tool, args, 6, "cold"), (label, tool, args, 100, "warm")]
+        out += [(label, tool, args, 20, "cold"), (label, tool, args, 100, "warm")]
     return out
 
 

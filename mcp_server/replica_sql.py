@@ -131,13 +131,11 @@ def movement_sql(grid: dict[int, tuple[str, ...]]) -> str:
         for col in ("nr", "f", "m")
     )
     return f"""
-WITH act AS MATERIALIZED (
-    SELECT DISTINCT profile_id FROM events WHERE type = 'purchase' AND occurred_at >= $2
-), per AS MATERIALIZED (
+WITH per AS MATERIALIZED (
     SELECT b.profile_id, b.f AS f0, b.m::DOUBLE AS m0, -($2::DATE - CAST(b.last AS DATE)) AS nr0,
            b.f AS f1, b.m::DOUBLE AS m1, -($3::DATE - CAST(b.last AS DATE)) AS nr1
     FROM buyers b
-    WHERE NOT EXISTS (SELECT 1 FROM act a WHERE a.profile_id = b.profile_id)
+    WHERE b.last < $2
     UNION ALL
     SELECT profile_id,
            count(*) FILTER (WHERE occurred_at < $2) AS f0,
@@ -146,7 +144,8 @@ WITH act AS MATERIALIZED (
            count(*) AS f1, coalesce(sum(total), 0)::DOUBLE AS m1,
            -($3::DATE - CAST(max(occurred_at) AS DATE)) AS nr1
     FROM events
-    WHERE type = 'purchase' AND occurred_at < $3 AND profile_id IN (SELECT profile_id FROM act)
+    WHERE type = 'purchase' AND occurred_at < $3
+      AND profile_id IN (SELECT profile_id FROM buyers WHERE last >= $2)
     GROUP BY profile_id
 ),
 {hist},
