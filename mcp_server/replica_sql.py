@@ -187,12 +187,11 @@ TOP = {
     for key, col in (("product", "product_id"), ("category", "category"))
     for sort in ("revenue", "units", "buyers")
 }
-# Everything is counted over distinct (unit, item) (xu): the same (unit, a, b) triples as in
-# x, so count(*) there is Postgres' count(DISTINCT ...) here, without a DISTINCT over the join;
-# the max label per (unit, item), then per item, is Postgres' max(label) per item.
+# Everything is counted over xu, distinct on (unit, item): the same (unit, a, b) triples as
+# Postgres' x, so count(*) here is its count(DISTINCT ...), without a DISTINCT over the join;
+# the max label per (unit, item), then per item, is its max(label) per item.
 _PAIRS = """
-, xu AS MATERIALIZED (SELECT unit, item, max(label) AS label FROM x GROUP BY unit, item),
-n AS (SELECT count(DISTINCT unit) AS units FROM xu),
+, n AS (SELECT count(DISTINCT unit) AS units FROM xu),
 c AS (SELECT item, count(*) AS n, max(label) AS label FROM xu GROUP BY item),
 pairs AS (
     SELECT a.item AS a, b.item AS b, count(*) AS n
@@ -206,26 +205,12 @@ SELECT p.a, ca.label AS a_label, p.b, cb.label AS b_label, p.n, n.units,
 FROM pairs p CROSS JOIN n JOIN c ca ON ca.item = p.a JOIN c cb ON cb.item = p.b
 ORDER BY {order} LIMIT $6"""
 PAIRS = {
-    "bought_together": f"WITH lines AS ({_LINES}),\nx AS (SELECT basket AS unit, product_id AS "
-    "item, name AS label FROM lines WHERE product_id IS NOT NULL)"
+    "bought_together": f"WITH lines AS ({_LINES}),\nxu AS MATERIALIZED (SELECT basket AS unit, "
+    "product_id AS item, max(name) AS label FROM lines WHERE product_id IS NOT NULL GROUP BY 1, 2)"
     + _PAIRS.format(order="p.n DESC, lift DESC, p.a, p.b"),
-    # x is distinct on (unit, item) here and label = item: counts need no DISTINCT.
-    "category_affinity": f"WITH lines AS ({_LINES}),\nx AS MATERIALIZED (SELECT DISTINCT "
-    "profile_id AS unit, category AS item FROM lines WHERE category IS NOT NULL)"
-    + """
-, n AS (SELECT count(DISTINCT unit) AS units FROM x),
-c AS (SELECT item, count(*) AS n, item AS label FROM x GROUP BY item),
-pairs AS (
-    SELECT a.item AS a, b.item AS b, count(*) AS n
-    FROM x a JOIN x b ON a.unit = b.unit AND a.item < b.item
-    WHERE $4::VARCHAR IS NULL OR lower(a.item) = lower($4) OR lower(b.item) = lower($4)
-    GROUP BY 1, 2 HAVING count(*) >= $5
-)
-SELECT p.a, ca.label AS a_label, p.b, cb.label AS b_label, p.n, n.units,
-       p.n::DOUBLE / ca.n AS conf_ab, p.n::DOUBLE / cb.n AS conf_ba,
-       p.n::DOUBLE * n.units / (ca.n::DOUBLE * cb.n) AS lift
-FROM pairs p CROSS JOIN n JOIN c ca ON ca.item = p.a JOIN c cb ON cb.item = p.b
-ORDER BY lift DESC, p.n DESC, p.a, p.b LIMIT $6""",
+    "category_affinity": f"WITH lines AS ({_LINES}),\nxu AS MATERIALIZED (SELECT DISTINCT "
+    "profile_id AS unit, category AS item, category AS label FROM lines "
+    "WHERE category IS NOT NULL)" + _PAIRS.format(order="lift DESC, p.n DESC, p.a, p.b"),
 }
 
 # --- analyze_behavior -----------------------------------------------------------------------
