@@ -34,6 +34,7 @@ from core import brands  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from identity.keys import mask  # noqa: E402
+from ml.names import RFM_SEGMENTS  # noqa: E402
 
 
 def _words(text: str) -> list[str]:
@@ -79,19 +80,7 @@ LAST = _words(
     "hudson carroll lane riley andrews alvarado ray delgado berry perkins hoffman johnston "
     "matthews pena richards contreras willis carpenter lawrence sandoval"
 )
-SEGMENTS = [
-    "Champions",
-    "Loyal",
-    "Potential Loyalists",
-    "New",
-    "Promising",
-    "Need Attention",
-    "About to Sleep",
-    "At Risk",
-    "Can't Lose Them",
-    "Hibernating",
-    "Lost",
-]
+SEGMENTS = list(RFM_SEGMENTS)
 
 LOAD_SQL = {
     "map": """

@@ -13,7 +13,8 @@ milliseconds over a vectorised column store.
 - **Consistent:** one REPEATABLE READ read-only transaction exports every table (COPY ... TO
   STDOUT as CSV into a private temporary directory, removed once loaded).
 - **Fresh enough:** a replica older than `ANALYTICS_REPLICA_TTL_S` (default 300 s, like the
-  cache) still answers while one background task rebuilds it; answers carry `computed_at`.
+  cache) still answers while one background task rebuilds it, so an answer's `computed_at` can
+  be up to that much later than the data it read.
   `cbrain mcp --warm` builds it ahead of the first question.
 - **Bounded:** at most `ANALYTICS_REPLICA_BRANDS` brands per process (default 4, least recently
   used dropped first). Roughly 150 bytes per event and per purchase line: ~1 GB for a brand
@@ -30,6 +31,7 @@ starts with the first question), so nothing waits for it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -213,23 +215,27 @@ def _param(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=256)
+def _named(sql: str) -> tuple[str, tuple[int, ...]]:
+    """$n placeholders as in the Postgres statements, renamed $pn, and the n used: DuckDB
+    wants exactly the parameters a statement uses."""
+    used = tuple(sorted({int(n) for n in _PARAM.findall(sql)}))
+    return _PARAM.sub(lambda m: f"$p{m.group(1)}", sql), used
+
+
 @dataclass
 class Replica:
     brand_id: UUID
     con: Any  # duckdb.DuckDBPyConnection
-    built_at: float  # time.monotonic()
-    computed_at: datetime
-    seconds: float
+    snapshot_at: float  # time.monotonic() when its export began
     rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def age_s(self) -> float:
-        return time.monotonic() - self.built_at
+        return time.monotonic() - self.snapshot_at
 
     def _run(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
-        # $n placeholders as in the Postgres statements; DuckDB wants exactly the ones used.
-        used = sorted({int(n) for n in _PARAM.findall(sql)})
-        named = _PARAM.sub(lambda m: f"$p{m.group(1)}", sql)
+        named, used = _named(sql)
         params = {f"p{n}": _param(args[n - 1]) for n in used}
         cur = self.con.cursor()
         try:
@@ -294,16 +300,15 @@ def _load(paths: dict[str, Path]) -> tuple[Any, dict[str, int]]:
 async def build(pool: asyncpg.Pool, brand_id: UUID) -> Replica:
     """Export the brand's facts from Postgres and load them into a new DuckDB database."""
     started = time.perf_counter()
-    computed_at = datetime.now(UTC)
+    snapshot_at = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="cbrain-replica-"))  # mode 0700
     try:
         paths = await _export(pool, brand_id, folder)
         con, rows = await asyncio.to_thread(_load, paths)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    _log.info("analytics replica built", seconds=round(seconds, 2), **rows)
-    return Replica(brand_id, con, time.monotonic(), computed_at, seconds, rows)
+    _log.info("analytics replica built", seconds=round(time.perf_counter() - started, 2), **rows)
+    return Replica(brand_id, con, snapshot_at, rows)
 
 
 class ReplicaStore:
